@@ -1,0 +1,128 @@
+"""Conversions between ComfyUI's two workflow formats, driven by the server's ``/object_info``.
+
+- API format: ``{node_id: {"class_type", "inputs": {name: value | [src_id, src_slot]}}}`` (what POST /prompt takes).
+- UI format: LiteGraph JSON (``nodes`` with positional ``widgets_values``, ``links``), what the ComfyUI page loads.
+
+Widget inputs are the ones whose type is a value type (INT, FLOAT, STRING, BOOLEAN, COMBO or an option
+list); every other input is a socket. ``widgets_values`` lists widget values in input order, with one extra
+entry after each input that has ``control_after_generate`` (the frontend's "fixed/randomize" control).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def _ordered_inputs(info: dict) -> list[tuple[str, Any, dict]]:
+    """[(name, type, options)] in the node's input order, required first, hidden inputs left out."""
+    order = info.get("input_order") or {k: list(v) for k, v in info["input"].items()}
+    out = []
+    for section in ("required", "optional"):
+        specs = info["input"].get(section, {})
+        for name in order.get(section, []):
+            spec = specs[name]
+            out.append((name, spec[0], spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}))
+    return out
+
+
+def is_widget(io_type: Any) -> bool:
+    return isinstance(io_type, list) or io_type in WIDGET_TYPES
+
+
+def ui_to_api(ui: dict, object_info: dict) -> dict:
+    """The API prompt a UI workflow means (what the page's "queue" would send), for active nodes."""
+    links = {link[0]: link for link in ui.get("links", [])}
+    prompt = {}
+    for node in ui["nodes"]:
+        if node.get("mode", 0) != 0:
+            continue
+        class_type = node["type"]
+        if class_type not in object_info:
+            raise KeyError(f"node type {class_type!r} (node {node['id']}) is not known to this ComfyUI")
+        values = list(node.get("widgets_values") or [])
+        inputs: dict[str, Any] = {}
+        for name, io_type, options in _ordered_inputs(object_info[class_type]):
+            if is_widget(io_type):
+                if values:
+                    inputs[name] = values.pop(0)
+                if options.get("control_after_generate") and values:
+                    values.pop(0)
+        for slot in node.get("inputs", []):
+            link_id = slot.get("link")
+            if link_id is None:
+                continue
+            link = links[link_id]
+            inputs[slot["name"]] = [str(link[1]), link[2]]
+        prompt[str(node["id"])] = {"class_type": class_type, "inputs": inputs}
+    return prompt
+
+
+def api_to_ui(prompt: dict, object_info: dict, *, columns: int = 4, title: str | None = None) -> dict:
+    """A UI workflow for an API prompt, nodes laid out left to right in dependency order."""
+    ids = sorted(prompt, key=int)
+    depth: dict[str, int] = {}
+
+    def level(nid: str) -> int:
+        if nid not in depth:
+            srcs = [v[0] for v in prompt[nid]["inputs"].values() if isinstance(v, list) and len(v) == 2]
+            depth[nid] = 0 if not srcs else 1 + max(level(s) for s in srcs)
+        return depth[nid]
+
+    for nid in ids:
+        level(nid)
+    nodes, links, column_fill = [], [], {}
+    out_links: dict[tuple[str, int], list[int]] = {}
+    for nid in ids:
+        for name, value in prompt[nid]["inputs"].items():
+            if isinstance(value, list) and len(value) == 2:
+                link_id = len(links) + 1
+                src, slot = str(value[0]), int(value[1])
+                src_info = object_info[prompt[src]["class_type"]]
+                links.append([link_id, int(src), slot, int(nid), name, src_info["output"][slot]])
+                out_links.setdefault((src, slot), []).append(link_id)
+    for order, nid in enumerate(sorted(ids, key=lambda n: (depth[n], int(n)))):
+        node = prompt[nid]
+        info = object_info[node["class_type"]]
+        inputs, widgets = [], []
+        for name, io_type, options in _ordered_inputs(info):
+            value = node["inputs"].get(name)
+            linked = isinstance(value, list) and len(value) == 2
+            if is_widget(io_type):
+                choices = io_type if isinstance(io_type, list) else options.get("options") or [None]
+                default = options.get("default", choices[0] if io_type == "COMBO" or isinstance(io_type, list) else None)
+                widgets.append(None if linked else value if name in node["inputs"] else default)
+                if options.get("control_after_generate"):
+                    widgets.append("fixed")
+                if not linked:
+                    continue
+            link_id = next((l[0] for l in links if l[3] == int(nid) and l[4] == name), None)
+            slot = {"name": name, "type": "COMBO" if isinstance(io_type, list) else io_type, "link": link_id}
+            if is_widget(io_type):
+                slot["widget"] = {"name": name}
+            if name not in node["inputs"] and link_id is None and not is_widget(io_type):
+                slot["shape"] = 7  # optional socket
+            inputs.append(slot)
+        outputs = [
+            {"name": out_name, "type": out_type, "links": out_links.get((nid, i), [])}
+            for i, (out_type, out_name) in enumerate(zip(info["output"], info.get("output_name", info["output"])))
+        ]
+        col = depth[nid]
+        row = column_fill.get(col, 0)
+        column_fill[col] = row + 1
+        nodes.append({
+            "id": int(nid), "type": node["class_type"], "pos": [60 + 380 * col, 60 + 330 * row],
+            "size": [340, 120 + 26 * len(widgets)], "flags": {}, "order": order, "mode": 0,
+            "inputs": inputs, "outputs": outputs,
+            "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets,
+        })
+    for link in links:  # LiteGraph links name the target slot by index, not by name
+        target = next(n for n in nodes if n["id"] == link[3])
+        link[4] = next(i for i, s in enumerate(target["inputs"]) if s["name"] == link[4])
+    ui = {
+        "last_node_id": max(int(i) for i in ids), "last_link_id": len(links), "nodes": nodes, "links": links,
+        "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4,
+    }
+    if title:
+        ui["extra"]["title"] = title
+    return ui
