@@ -70,7 +70,7 @@ class ComfyClient:
         """Streams websocket events for this prompt until it finishes; returns its history entry."""
         deadline = time.monotonic() + timeout
         try:
-            ws = _WebSocket(self.server, f"/ws?clientId={self.client_id}")
+            ws = WebSocket(self.server, f"/ws?clientId={self.client_id}")
         except OSError as exc:
             logging.getLogger("atop").warning("no progress stream from %s (%s); polling the history instead",
                                               self.server, exc)
@@ -107,7 +107,7 @@ def _summarise_error(body: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
-class _WebSocket:
+class WebSocket:
     """Text frames from a server (RFC 6455), enough for ComfyUI's status stream."""
 
     def __init__(self, server: str, path: str):
