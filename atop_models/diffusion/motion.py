@@ -67,6 +67,19 @@ class MotionModule(nn.Module):
         self.to_k = nn.Linear(dim, dim, bias=False)
         self.to_v = nn.Linear(dim, dim, bias=False)
         self.to_out = nn.Sequential(nn.Linear(dim, dim), nn.Dropout(0.0))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Fresh state: PyTorch's default uniform init (drawn from ``generator`` when given, so fresh modules
+        are reproducible), LayerNorm identity, and a zero output projection (the module then adds nothing)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                bound = 1.0 / module.in_features ** 0.5
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) * 2 * bound - bound)
+                if module.bias is not None:
+                    module.bias.copy_(torch.rand(module.bias.shape, generator=generator) * 2 * bound - bound)
+        self.norm.reset_parameters()
         nn.init.zeros_(self.to_out[0].weight)
         nn.init.zeros_(self.to_out[0].bias)
 
@@ -95,14 +108,18 @@ def transformer_blocks(unet: nn.Module) -> list[BasicTransformerBlock3D]:
     return [m for m in unet.modules() if isinstance(m, BasicTransformerBlock3D)]
 
 
-def attach_motion_modules(unet: nn.Module, config: MotionConfig) -> int:
-    """Adds a fresh motion module to every transformer block that has none; returns how many were added."""
+def attach_motion_modules(unet: nn.Module, config: MotionConfig, seed: int = 0) -> int:
+    """Adds a fresh motion module to every transformer block that has none (initialised from ``seed``, so
+    the same base model always gets the same fresh modules); returns how many were added."""
     added = 0
+    gen = torch.Generator().manual_seed(seed)
     for block in transformer_blocks(unet):
         if block.motion is None:
             ref = block.attn1.to_q.weight
-            block.motion = MotionModule(ref.shape[0], block.attn1.heads, config).to(device=ref.device,
-                                                                                   dtype=ref.dtype)
+            module = MotionModule(ref.shape[0], block.attn1.heads, config)
+            if ref.device.type != "meta":
+                module.reset_parameters(gen)
+            block.motion = module.to(device=ref.device, dtype=ref.dtype)
             added += 1
     return added
 
