@@ -118,6 +118,8 @@ class PartMesh:
     joints: list[Joint] = field(default_factory=list)
     name: str = "object"
     category: str = ""
+    # Rigid attachments without a joint (URDF fixed joints): child part/link -> parent part/link.
+    attached: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.vertices = np.asarray(self.vertices, dtype=np.float64)
@@ -150,14 +152,16 @@ class PartMesh:
         return None
 
     def parts_moved_by(self, joint: Joint) -> list[str]:
-        """The joint's child part and every part attached below it through other joints."""
+        """The joint's child part and every part attached below it through other joints or rigidly."""
         moved, frontier = {joint.child}, [joint.child]
         while frontier:
             parent = frontier.pop()
-            for j in self.joints:
-                if j.parent == parent and j.child not in moved:
-                    moved.add(j.child)
-                    frontier.append(j.child)
+            below = [j.child for j in self.joints if j.parent == parent]
+            below += [c for c, p in self.attached.items() if p == parent]
+            for child in below:
+                if child not in moved:
+                    moved.add(child)
+                    frontier.append(child)
         return [p for p in self.part_names if p in moved]
 
     @property
@@ -167,7 +171,8 @@ class PartMesh:
 
     def copy(self) -> "PartMesh":
         return dataclasses.replace(
-            self, vertices=self.vertices.copy(), joints=[j.replace() for j in self.joints]
+            self, vertices=self.vertices.copy(), joints=[j.replace() for j in self.joints],
+            attached=dict(self.attached),
         )
 
 

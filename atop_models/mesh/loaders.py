@@ -1,0 +1,325 @@
+"""Load a segmented mesh (GLB/GLTF scene parts, OBJ groups/objects, URDF links, PartNet-Mobility folder)
+into a normalised ``PartMesh``.
+
+Every source is first turned into a list of pieces (part name, geometry in the source file's frame,
+visuals), then concatenated and normalised (normalize.py). Colours follow glTF: a face's colour is
+base colour x texture (if any) x vertex colour (ones where a part has none).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..errors import InputError
+from ..types import Joint, Material, PartMesh
+from .normalize import UP_AXES, normalization_matrix, similarity_scale, transform_points
+from .urdf_reader import UrdfModel, link_world_transforms, read_urdf
+
+log = logging.getLogger("atop")
+
+SCENE_EXTS = (".glb", ".gltf")
+OBJ_EXTS = (".obj",)
+URDF_EXTS = (".urdf",)
+OTHER_MESH_EXTS = (".stl", ".ply", ".off", ".dae")
+# PartNet-Mobility objects face -X in their URDF world (checked on renders of the development objects);
+# a quarter turn about +Z brings their front to -Y, where the azimuth-0 camera looks from.
+PARTNET_FRONT_YAW_DEG = 90.0
+SUPPORTED = SCENE_EXTS + OBJ_EXTS + URDF_EXTS + OTHER_MESH_EXTS
+
+
+@dataclass
+class _Piece:
+    part: str
+    vertices: np.ndarray  # [N, 3] source frame
+    faces: np.ndarray  # [M, 3]
+    material: Material
+    material_key: object
+    uv: Optional[np.ndarray] = None  # [N, 2]
+    vertex_colors: Optional[np.ndarray] = None  # [N, 4] float 0..1
+
+
+# --- visuals ---------------------------------------------------------------------------------------------
+def _color01(c, default=(0.8, 0.8, 0.8, 1.0)) -> np.ndarray:  # [4]
+    if c is None:
+        return np.array(default, dtype=np.float64)
+    a = np.asarray(c, dtype=np.float64).reshape(-1)
+    if np.issubdtype(np.asarray(c).dtype, np.integer) or a.max(initial=0.0) > 1.0:
+        a = a / 255.0
+    if a.size == 3:
+        a = np.append(a, 1.0)
+    return np.clip(a[:4], 0.0, 1.0)
+
+
+def _image_array(img) -> Optional[np.ndarray]:  # [H, W, 3|4] uint8
+    if img is None:
+        return None
+    if img.mode not in ("RGB", "RGBA"):
+        img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def _material_from_trimesh(mat) -> Material:
+    name = getattr(mat, "name", None) or "material"
+    if mat is None:
+        return Material()
+    if hasattr(mat, "baseColorFactor") or hasattr(mat, "baseColorTexture"):  # PBRMaterial
+        return Material(name=name, base_color=_color01(getattr(mat, "baseColorFactor", None), (1, 1, 1, 1)),
+                        texture=_image_array(getattr(mat, "baseColorTexture", None)))
+    img = _image_array(getattr(mat, "image", None))  # SimpleMaterial (OBJ/MTL)
+    diffuse = getattr(mat, "diffuse", None)
+    return Material(name=name, base_color=_color01(diffuse, (1, 1, 1, 1) if img is not None else (0.8, 0.8, 0.8, 1)),
+                    texture=img)
+
+
+def _piece_from_trimesh(mesh, part: str, transform: Optional[np.ndarray] = None,
+                        rgba: Optional[np.ndarray] = None) -> Optional[_Piece]:
+    """One trimesh geometry as a piece (None when it has no faces)."""
+    import trimesh
+
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        return None
+    v = np.asarray(mesh.vertices, dtype=np.float64)
+    f = np.asarray(mesh.faces, dtype=np.int64)
+    if transform is not None:
+        v = transform_points(transform, v)
+    uv = vc = None
+    visual = mesh.visual
+    key: object = ("default", None if rgba is None else tuple(rgba))
+    material = Material() if rgba is None else Material(name="urdf", base_color=_color01(rgba))
+    if isinstance(visual, trimesh.visual.TextureVisuals):
+        material = _material_from_trimesh(visual.material)
+        key = id(visual.material)
+        if visual.uv is not None and len(visual.uv) == len(v):
+            uv = np.asarray(visual.uv, dtype=np.float64)
+    elif isinstance(visual, trimesh.visual.ColorVisuals) and visual.kind in ("vertex", "face"):
+        if visual.kind == "vertex":
+            vc = np.asarray(visual.vertex_colors, dtype=np.float64)[:, :4] / 255.0
+        else:  # per-face colours: give every face its own vertices so colours stay flat
+            fc = np.asarray(visual.face_colors, dtype=np.float64)[:, :4] / 255.0
+            v = v[f].reshape(-1, 3)
+            f = np.arange(len(v), dtype=np.int64).reshape(-1, 3)
+            vc = np.repeat(fc, 3, axis=0)
+        material = Material(name="vertex_colors", base_color=np.ones(4))
+        key = "vertex_colors"
+    return _Piece(part, v, f, material, key, uv, vc)
+
+
+# --- sources ---------------------------------------------------------------------------------------------
+def _missing_mtl(path: str) -> list[str]:
+    """MTL files an OBJ names (mtllib) that do not exist beside it."""
+    with open(path, "rb") as fh:
+        text = fh.read()
+    names = re.findall(rb"^[ \t]*mtllib[ \t]+(.+?)[ \t]*\r?$", text, flags=re.MULTILINE)
+    folder = os.path.dirname(path)
+    return [n.decode("utf-8", "replace") for n in names
+            if not os.path.isfile(os.path.join(folder, n.decode("utf-8", "replace")))]
+
+
+def _load_trimesh_scene(path: str, notes: list[str] | None = None, **kwargs):
+    import trimesh
+
+    try:
+        scene = trimesh.load(path, force="scene", process=False, **kwargs)
+        if path.lower().endswith(".obj") and _missing_mtl(path):
+            # trimesh substitutes a grey 2x2 placeholder texture for a missing MTL; use our default
+            # material instead, and say so.
+            if notes is not None:
+                notes.append(os.path.basename(path))
+            for g in scene.geometry.values():
+                if isinstance(g.visual, trimesh.visual.TextureVisuals):
+                    g.visual = trimesh.visual.ColorVisuals(mesh=g)
+        return scene
+    except InputError:
+        raise
+    except Exception as exc:  # trimesh raises many types for damaged files
+        ext = os.path.splitext(path)[1].lower()
+        raise InputError(f"could not read '{path}'; it is not a valid {ext[1:].upper()} file "
+                         f"({type(exc).__name__}: {str(exc)[:160]}); re-export the mesh or check that the "
+                         "file is complete") from exc
+
+
+def _scene_pieces(scene, base: Optional[np.ndarray] = None, part: Optional[str] = None,
+                  rgba: Optional[np.ndarray] = None) -> list[_Piece]:
+    """Pieces of a trimesh Scene, scene-graph transforms applied; part = node name unless given."""
+    pieces = []
+    for node in scene.graph.nodes_geometry:
+        T, gname = scene.graph[node]
+        geom = scene.geometry.get(gname)
+        T = np.asarray(T, dtype=np.float64)
+        if base is not None:
+            T = base @ T
+        piece = _piece_from_trimesh(geom, part if part is not None else str(node), T, rgba)
+        if piece is not None:
+            pieces.append(piece)
+    return pieces
+
+
+def _urdf_pieces(path: str, notes: list[str]):
+    import trimesh
+
+    model: UrdfModel = read_urdf(path)
+    world = link_world_transforms(model)
+    pieces: list[_Piece] = []
+    cache: dict[str, object] = {}
+    for link in model.links.values():
+        for vis in link.visuals:
+            S = np.diag([*vis.scale, 1.0])
+            T = world[link.name] @ vis.origin @ S
+            if vis.mesh_path is not None:
+                if vis.mesh_path not in cache:
+                    cache[vis.mesh_path] = _load_trimesh_scene(vis.mesh_path, notes)
+                new = _scene_pieces(cache[vis.mesh_path], T, link.name, vis.rgba)
+                if not new:
+                    log.warning("URDF link '%s': mesh '%s' has no faces", link.name, vis.mesh_path)
+                pieces += new
+            else:
+                kind, dims = vis.primitive
+                if kind == "box":
+                    m = trimesh.creation.box(extents=dims)
+                elif kind == "cylinder":
+                    m = trimesh.creation.cylinder(radius=dims[0], height=dims[1])
+                else:
+                    m = trimesh.creation.icosphere(subdivisions=2, radius=dims[0])
+                pieces.append(_piece_from_trimesh(m, link.name, T, vis.rgba))
+    joints, attached = [], {}
+    for j in model.joints:
+        if j.type in ("revolute", "continuous", "prismatic"):
+            Tj = world[j.parent] @ j.origin
+            jt = "prismatic" if j.type == "prismatic" else "revolute"
+            limits = j.limits if (j.type != "continuous" and j.limits is not None) else (-math.pi, math.pi)
+            joints.append(Joint(type=jt, axis=Tj[:3, :3] @ j.axis, origin=Tj[:3, 3], limits=limits,
+                                child=j.child, parent=j.parent, name=j.name))
+        else:
+            if j.type != "fixed":
+                log.warning("URDF joint '%s' of type '%s' is treated as fixed", j.name, j.type)
+            attached[j.child] = j.parent
+    return pieces, joints, attached, model.name
+
+
+def _find_urdf_in_folder(folder: str) -> str:
+    mob = os.path.join(folder, "mobility.urdf")
+    if os.path.isfile(mob):
+        return mob
+    urdfs = sorted(f for f in os.listdir(folder) if f.lower().endswith(".urdf"))
+    if len(urdfs) == 1:
+        return os.path.join(folder, urdfs[0])
+    if urdfs:
+        raise InputError(f"folder '{folder}' holds several URDF files ({', '.join(urdfs)}); "
+                         "give the path of the one to load")
+    raise InputError(f"folder '{folder}' holds no mobility.urdf or other URDF file; give a mesh file "
+                     f"({', '.join(e[1:] for e in SUPPORTED)}) or a PartNet-Mobility object folder")
+
+
+# --- assembly --------------------------------------------------------------------------------------------
+def _assemble(pieces: list[_Piece], path: str) -> dict:
+    part_names: list[str] = []
+    materials: list[Material] = []
+    mat_index: dict[object, int] = {}
+    V, F, FP, FM, UV, VC = [], [], [], [], [], []
+    has_uv = any(p.uv is not None for p in pieces)
+    has_vc = any(p.vertex_colors is not None for p in pieces)
+    offset = 0
+    for p in pieces:
+        if p.part not in part_names:
+            part_names.append(p.part)
+        if p.material_key not in mat_index:
+            mat_index[p.material_key] = len(materials)
+            materials.append(p.material)
+        n = len(p.vertices)
+        V.append(p.vertices)
+        F.append(p.faces + offset)
+        FP.append(np.full(len(p.faces), part_names.index(p.part), dtype=np.int64))
+        FM.append(np.full(len(p.faces), mat_index[p.material_key], dtype=np.int64))
+        if has_uv:
+            UV.append(p.uv if p.uv is not None else np.zeros((n, 2)))
+        if has_vc:
+            VC.append(p.vertex_colors if p.vertex_colors is not None else np.ones((n, 4)))
+        offset += n
+    if not pieces or offset == 0:
+        raise InputError(f"'{path}' contains no mesh faces (no parts to load); "
+                         "export the object with its triangle geometry")
+    faces = np.concatenate(F)
+    if faces.max() >= offset or faces.min() < 0:
+        raise InputError(f"'{path}' has faces that index missing vertices; the file is damaged; re-export it")
+    return dict(vertices=np.concatenate(V), faces=faces, face_part=np.concatenate(FP), part_names=part_names,
+                materials=materials, face_material=np.concatenate(FM),
+                uv=np.concatenate(UV) if has_uv else None, vertex_colors=np.concatenate(VC) if has_vc else None)
+
+
+def load_part_mesh(path: str, *, up_axis: str = "auto") -> PartMesh:
+    """Load a segmented mesh into the normalised frame.
+
+    ``path``: a .glb/.gltf (named scene nodes are parts), .obj (objects/groups are parts), .urdf (links with
+    visuals are parts; movable joints become ``Joint`` objects), .stl/.ply/.off/.dae, or a folder holding
+    mobility.urdf. ``up_axis``: "auto" (glTF is Y-up, everything else Z-up), "y" or "z".
+    """
+    path = os.fspath(path)
+    if up_axis not in UP_AXES:
+        raise InputError(f"up axis '{up_axis}' is not supported; use one of: {', '.join(UP_AXES)}")
+    if not os.path.exists(path):
+        raise InputError(f"mesh file '{path}' does not exist; check the path (relative paths are resolved "
+                         "against the input folder)")
+    if os.path.isdir(path):
+        path = _find_urdf_in_folder(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in SUPPORTED:
+        raise InputError(f"'{os.path.basename(path)}' has an unsupported extension '{ext}'; supported: "
+                         f"{', '.join(e[1:] for e in SUPPORTED)} or a PartNet-Mobility folder; convert the mesh")
+    if os.path.getsize(path) == 0:
+        raise InputError(f"'{path}' is empty (0 bytes); the file is incomplete; export or copy it again")
+
+    joints: list[Joint] = []
+    attached: dict[str, str] = {}
+    name = os.path.splitext(os.path.basename(path))[0]
+    notes: list[str] = []
+    if ext in URDF_EXTS:
+        pieces, joints, attached, robot_name = _urdf_pieces(path, notes)
+        fmt = "urdf"
+        if os.path.basename(path) == "mobility.urdf":
+            name, fmt = os.path.basename(os.path.dirname(os.path.abspath(path))), "partnet-mobility"
+    elif ext in OBJ_EXTS:
+        scene = _load_trimesh_scene(path, split_objects=True, split_groups=True, group_material=False,
+                                    notes=notes)
+        pieces, fmt = _scene_pieces(scene), "obj"
+    else:
+        scene = _load_trimesh_scene(path)
+        pieces, fmt = _scene_pieces(scene), ext[1:]
+    if notes:
+        log.warning("%d OBJ file(s) of '%s' name missing MTL material files (%s%s); those parts use the "
+                    "default grey material", len(notes), path, ", ".join(notes[:3]), ", ..." if len(notes) > 3 else "")
+    up = up_axis if up_axis != "auto" else ("y" if ext in SCENE_EXTS else "z")
+
+    arrays = _assemble(pieces, path)
+    yaw = PARTNET_FRONT_YAW_DEG if fmt == "partnet-mobility" else 0.0
+    N = normalization_matrix(arrays["vertices"], up, yaw_deg=yaw)
+    arrays["vertices"] = transform_points(N, arrays["vertices"])
+    s = similarity_scale(N)
+    njoints = []
+    for j in joints:
+        lim = j.limits if j.type == "revolute" else (j.limits[0] * s, j.limits[1] * s)
+        njoints.append(j.replace(axis=N[:3, :3] @ j.axis, origin=transform_points(N, j.origin[None])[0],
+                                 limits=lim))
+    mesh = PartMesh(**arrays, normalized_from_source=N, source_path=os.path.abspath(path), source_format=fmt,
+                    joints=njoints, name=name, attached=attached)
+    log.info("loaded %s: %d parts, %d faces, %d joints (%s, up=%s)", path, len(mesh.part_names),
+             len(mesh.faces), len(njoints), fmt, up)
+    return mesh
+
+
+def describe_parts(mesh: PartMesh) -> str:
+    """One line per part: its name, face count and the joint that moves it (if known)."""
+    lines = []
+    for i, p in enumerate(mesh.part_names):
+        n = int((mesh.face_part == i).sum())
+        j = mesh.joint_for_part(p)
+        info = f"{p} ({n} faces)"
+        if j is not None:
+            info += f": {j.type} joint '{j.name}', limits [{j.limits[0]:.3g}, {j.limits[1]:.3g}]"
+        lines.append(info)
+    return "\n".join(lines)
