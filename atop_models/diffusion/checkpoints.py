@@ -153,9 +153,16 @@ def identify_unet(found: dict[str, tuple], fmt: str) -> tuple[str, dict]:
     if "camera_embed.0.weight" in base and "image_embed.latents" not in base:
         raise ModelFileError(f"{fmt}: this is an MVDream (text-only multi-view) UNet, not ImageDream (no image "
                              f"prompt resampler); {HINT_IMAGEDREAM}")
-    report = compare_keys(expected_unet_shapes(REAL_UNET_CONFIG), base)
-    raise ModelFileError(f"{fmt}: the UNet weights do not match ImageDream's architecture: {report.describe()}; "
-                         f"{HINT_IMAGEDREAM}")
+    name, report = closest_unet(base)
+    raise ModelFileError(f"{fmt}: the UNet weights do not match ImageDream's architecture (closest known "
+                         f"configuration: {name}): {report.describe()}; {HINT_IMAGEDREAM}")
+
+
+def closest_unet(base: dict[str, tuple]) -> tuple[str, KeyReport]:
+    """The known UNet configuration with the fewest differing keys, and the differences."""
+    reports = {name: compare_keys(expected_unet_shapes(cfg), base) for name, cfg in KNOWN_UNET_CONFIGS.items()}
+    name = min(reports, key=lambda n: len(reports[n].missing) + len(reports[n].unexpected) + len(reports[n].mismatched))
+    return name, reports[name]
 
 
 def _context_dim(base: dict[str, tuple]) -> int:

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelFileError
-from .checkpoints import (MOTION_FORMAT, UNET_PREFIX, VAE_PREFIX, KeyReport, compare_keys, detect_format,
+from .checkpoints import (MOTION_FORMAT, UNET_PREFIX, VAE_PREFIX, closest_unet, compare_keys, detect_format,
                           expected_unet_shapes, expected_vae_shapes, split_original)
 from .motion import is_motion_key
-from .tiny import KNOWN_UNET_CONFIGS, KNOWN_VAE_CONFIGS, REAL_UNET_CONFIG, TINY_UNET_CONFIG
+from .tiny import KNOWN_VAE_CONFIGS, REAL_UNET_CONFIG, TINY_UNET_CONFIG
 
 
 def count_config(name: str, motion: bool = False) -> dict:
@@ -48,19 +48,12 @@ def _dtype_name(dtypes: Counter) -> str:
     return ", ".join(f"{names.get(k, k)} x{n}" for k, n in dtypes.most_common())
 
 
-def _best_unet(found: dict[str, tuple]) -> tuple[str, KeyReport]:
-    base = {k: v for k, v in found.items() if not is_motion_key(k)}
-    reports = {name: compare_keys(expected_unet_shapes(cfg), base) for name, cfg in KNOWN_UNET_CONFIGS.items()}
-    name = min(reports, key=lambda n: len(reports[n].missing) + len(reports[n].unexpected) + len(reports[n].mismatched))
-    return name, reports[name]
-
-
 def _unet_section(found: dict[str, tuple], config: dict | None = None) -> dict:
     base = {k: v for k, v in found.items() if not is_motion_key(k)}
     if config is not None:
         name, report = "from config.json", compare_keys(expected_unet_shapes(config), base)
     else:
-        name, report = _best_unet(found)
+        name, report = closest_unet(base)
     return {"architecture": name, "parameters": sum(math.prod(s) for s in base.values()), "tensors": len(base),
             "motion_tensors": len(found) - len(base), "ok": report.ok, **report.to_dict()}
 
