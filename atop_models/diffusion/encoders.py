@@ -26,12 +26,37 @@ def composite_rgba(images: np.ndarray | torch.Tensor, background: float | Sequen
     return arr[..., :3] * alpha + bg * (1 - alpha)
 
 
+def _processor_settings(processor) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """(shortest side, crop size, mean, std) from a ``CLIPImageProcessor`` (its serialised settings, which
+    are plain across transformers versions)."""
+    cfg = processor.to_dict()
+    size, crop = cfg.get("size", 224), cfg.get("crop_size", 224)
+    if isinstance(size, dict):
+        size = size.get("shortest_edge") or size.get("height")
+    if isinstance(crop, dict):
+        crop = crop.get("height")
+    return (int(size), int(crop), np.asarray(cfg["image_mean"], np.float32),
+            np.asarray(cfg["image_std"], np.float32))
+
+
 def clip_pixel_values(processor, images: np.ndarray | torch.Tensor) -> torch.Tensor:  # [B, 3, S, S]
-    """ImageDream's CLIP preprocessing: 8-bit RGB, shortest side resized to the encoder's size (bicubic),
-    centre crop, scaled to 0..1, normalised with CLIP's mean and std (``CLIPImageProcessor``)."""
+    """ImageDream's CLIP preprocessing (OpenCLIP's): 8-bit RGB, shortest side resized to the encoder's size
+    with PIL bicubic, centre crop, scaled to 0..1, normalised with CLIP's mean and std. The sizes, mean and
+    std come from ``processor`` (the model's ``CLIPImageProcessor`` settings); the resizing is done here with
+    PIL so that it does not depend on the image-processor backend."""
+    from PIL import Image
+
+    short, crop, mean, std = _processor_settings(processor)
     rgb = composite_rgba(images)  # [B, H, W, 3]
-    u8 = (np.clip(rgb, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    return processor(images=list(u8), return_tensors="pt")["pixel_values"]
+    out = []
+    for img in (np.clip(rgb, 0.0, 1.0) * 255.0).round().astype(np.uint8):
+        h, w = img.shape[:2]
+        nh, nw = (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
+        pil = Image.fromarray(img).resize((nw, nh), Image.BICUBIC)
+        top, left = int(round((nh - crop) / 2.0)), int(round((nw - crop) / 2.0))
+        arr = np.asarray(pil, np.float32)[top:top + crop, left:left + crop] / 255.0  # [S, S, 3]
+        out.append((arr - mean) / std)
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
 
 @torch.no_grad()
