@@ -1,0 +1,219 @@
+"""Per-frame 3D Gaussians of an object whose part moves.
+
+Gaussian i is the same physical point in every frame (its track id is i). Frame 0 is the rest state and
+stays fixed; static Gaussians never move; the moving part's Gaussians move per frame, either freely (one
+offset per Gaussian and frame) or rigidly (``rigid=True``: one rotation and translation per frame, shared
+by the whole part, about the part's rest centroid). Appearance (features, scales, rotations, opacities) is
+shared by all frames.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..types import PartMesh
+
+MIN_PART_POINTS = 16
+MIN_PART_AREA_FRACTION = 1e-4  # part area / bbox-diagonal^2 below this is too small to sample
+
+
+@dataclass
+class GaussianInit:
+    """Rest-state Gaussians sampled on a mesh surface."""
+
+    means: np.ndarray  # [N, 3] rest positions
+    moving: np.ndarray  # [N] bool
+    colors: np.ndarray  # [N, 3] surface colour 0..1
+    scales: np.ndarray  # [N] isotropic initial scale (local point spacing)
+    face_ids: np.ndarray  # [N]
+    moving_parts: list[str]
+
+
+def moving_parts_for(mesh: PartMesh, part_name: str) -> list[str]:
+    """The named part plus every part attached below it through the mesh's joints (when known)."""
+    name = mesh.part_names[mesh.part_index(part_name)]
+    joint = mesh.joint_for_part(name)
+    return mesh.parts_moved_by(joint) if joint is not None else [name]
+
+
+def _part_area(mesh: PartMesh, vertices: np.ndarray, names: list[str]) -> float:
+    faces = mesh.faces[mesh.part_face_mask(names)]
+    tri = vertices[faces]  # [F, 3, 3]
+    return float(0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=-1).sum())
+
+
+def surface_colors(mesh: PartMesh, points: np.ndarray, face_ids: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """Colour of the surface at sampled points [N, 3]: material base colour times the texture (nearest texel
+    at the interpolated UV) or the vertex colours."""
+    mats = mesh.face_material[face_ids]
+    base = np.stack([np.asarray(m.base_color, dtype=np.float64)[:3] for m in mesh.materials])[mats]  # [N, 3]
+    tri = vertices[mesh.faces[face_ids]]  # [N, 3, 3]
+    bary = _barycentric(points, tri)  # [N, 3]
+    corner = mesh.faces[face_ids]  # [N, 3]
+    if mesh.vertex_colors is not None:
+        vc = np.einsum("nk,nkc->nc", bary, np.asarray(mesh.vertex_colors, dtype=np.float64)[corner][..., :3])
+        base = base * vc
+    if mesh.uv is not None:
+        uv = np.einsum("nk,nkc->nc", bary, np.asarray(mesh.uv, dtype=np.float64)[corner])
+        for mi, mat in enumerate(mesh.materials):
+            sel = mats == mi
+            if mat.texture is None or not sel.any():
+                continue
+            tex = np.asarray(mat.texture)
+            h, w = tex.shape[:2]
+            u = np.mod(uv[sel, 0], 1.0)
+            v = np.mod(uv[sel, 1], 1.0)
+            px = np.clip((u * w).astype(int), 0, w - 1)
+            py = np.clip(((1.0 - v) * h).astype(int), 0, h - 1)  # UV origin at the bottom-left
+            base[sel] = base[sel] * tex[py, px, :3].astype(np.float64) / 255.0
+    return np.clip(base, 0.0, 1.0)
+
+
+def _barycentric(p: np.ndarray, tri: np.ndarray) -> np.ndarray:  # [N, 3], [N, 3, 3] -> [N, 3]
+    v0, v1, v2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], p - tri[:, 0]
+    d00, d01, d11 = (v0 * v0).sum(-1), (v0 * v1).sum(-1), (v1 * v1).sum(-1)
+    d20, d21 = (v2 * v0).sum(-1), (v2 * v1).sum(-1)
+    den = d00 * d11 - d01 * d01
+    den = np.where(np.abs(den) < 1e-20, 1.0, den)
+    b1 = (d11 * d20 - d01 * d21) / den
+    b2 = (d00 * d21 - d01 * d20) / den
+    return np.stack([1 - b1 - b2, b1, b2], -1)
+
+
+def init_gaussians(mesh: PartMesh, part_name: str, num_static: int, num_moving: int, seed: int = 0,
+                   vertices: np.ndarray | None = None) -> GaussianInit:
+    """Gaussians at points sampled on the static and the moving parts (``vertices``: a posed rest state)."""
+    from scipy.spatial import cKDTree
+
+    from ..mesh.sampling import sample_surface
+
+    verts = mesh.vertices if vertices is None else np.asarray(vertices, dtype=np.float64)
+    moving_parts = moving_parts_for(mesh, part_name)
+    static_parts = [p for p in mesh.part_names if p not in moving_parts]
+    if num_moving < MIN_PART_POINTS:
+        raise InputError(f"at least {MIN_PART_POINTS} Gaussians are needed on the moving part, got {num_moving}; "
+                         "raise the number of Gaussians")
+    diag2 = max(mesh.bbox_diagonal, 1e-12) ** 2
+    area = _part_area(mesh, verts, moving_parts)
+    if area / diag2 < MIN_PART_AREA_FRACTION:
+        raise InputError(f"part '{part_name}' is too small to sample: its surface area is {area:.3g} "
+                         f"({area / diag2:.2g} of the squared object diagonal, minimum {MIN_PART_AREA_FRACTION:g}); "
+                         "choose a larger part or check the part labels")
+    pts_m, fid_m = sample_surface(mesh, moving_parts, num_moving, seed, vertices=verts)
+    if static_parts and num_static > 0 and _part_area(mesh, verts, static_parts) > 0:
+        pts_s, fid_s = sample_surface(mesh, static_parts, num_static, seed + 1, vertices=verts)
+    else:
+        pts_s, fid_s = np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+    means = np.concatenate([pts_s, pts_m]).astype(np.float64)
+    face_ids = np.concatenate([fid_s, fid_m]).astype(np.int64)
+    moving = np.concatenate([np.zeros(len(pts_s), bool), np.ones(len(pts_m), bool)])
+    # scale ~ local spacing: mean distance to the 3 nearest other points of the same part
+    scales = np.empty(len(means))
+    for sel in (~moving, moving):
+        if sel.sum() > 1:
+            k = min(4, int(sel.sum()))
+            d, _ = cKDTree(means[sel]).query(means[sel], k=k)
+            scales[sel] = d[:, 1:].mean(1)
+        elif sel.any():
+            scales[sel] = 0.01 * mesh.bbox_diagonal
+    scales = np.clip(scales, 1e-4 * mesh.bbox_diagonal, 0.05 * mesh.bbox_diagonal)
+    colors = surface_colors(mesh, means, face_ids, verts)
+    return GaussianInit(means=means, moving=moving, colors=colors, scales=scales, face_ids=face_ids,
+                        moving_parts=moving_parts)
+
+
+def axis_angle_to_matrix(v: torch.Tensor) -> torch.Tensor:  # [..., 3] -> [..., 3, 3]
+    """Rodrigues' formula, smooth at zero (series for small angles)."""
+    theta2 = (v * v).sum(-1, keepdim=True)[..., None]  # [..., 1, 1]
+    theta = torch.sqrt(theta2.clamp_min(1e-20))
+    small = theta2 < 1e-8
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-20))
+    x, y, z = v.unbind(-1)
+    zero = torch.zeros_like(x)
+    K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*v.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand_as(K)
+    return eye + a * K + b * (K @ K)
+
+
+def axis_angle_to_quat(v: torch.Tensor) -> torch.Tensor:  # [..., 3] -> [..., 4] (w, x, y, z)
+    theta2 = (v * v).sum(-1, keepdim=True)
+    theta = torch.sqrt(theta2.clamp_min(1e-20))
+    small = theta2 < 1e-8
+    half_sinc = torch.where(small, 0.5 - theta2 / 48, torch.sin(theta / 2) / theta)  # sin(t/2) / t
+    return torch.cat([torch.cos(theta / 2), half_sinc * v], -1)
+
+
+def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # [..., 4] x [..., 4]
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
+
+
+class FrameGaussians(nn.Module):
+    """Learnable per-frame Gaussians. ``means()`` [F, N, 3], ``quats()`` [F, N, 4]; frame 0 is the rest."""
+
+    def __init__(self, init: GaussianInit, num_frames: int, features: torch.Tensor, *, rigid: bool,
+                 opacity: float = 0.9, device=None, dtype=torch.float32):
+        super().__init__()
+        if num_frames < 2:
+            raise InputError(f"lifting needs at least 2 frames (rest + motion), got {num_frames}")
+        kw = dict(device=device, dtype=dtype)
+        self.num_frames, self.rigid = num_frames, rigid
+        self.register_buffer("rest", torch.as_tensor(init.means, **kw))  # [N, 3]
+        self.register_buffer("moving", torch.as_tensor(init.moving, device=device))  # [N] bool
+        self.register_buffer("moving_idx", torch.nonzero(self.moving).squeeze(1))  # [M]
+        self.register_buffer("pivot", self.rest[self.moving_idx].mean(0))  # [3]
+        n, m = len(init.means), int(init.moving.sum())
+        self.features = nn.Parameter(features.to(**kw).clone())  # [N, C]
+        self.log_scales = nn.Parameter(torch.as_tensor(np.log(init.scales), **kw)[:, None].repeat(1, 3))
+        self.quats = nn.Parameter(torch.tensor([1.0, 0.0, 0.0, 0.0], **kw).repeat(n, 1))
+        self.opacity_logits = nn.Parameter(torch.full((n,), math.log(opacity / (1 - opacity)), **kw))
+        if rigid:
+            self.rotations = nn.Parameter(torch.zeros(num_frames - 1, 3, **kw))  # axis-angle per frame
+            self.translations = nn.Parameter(torch.zeros(num_frames - 1, 3, **kw))
+        else:
+            self.offsets = nn.Parameter(torch.zeros(num_frames - 1, m, 3, **kw))
+
+    def motion_parameters(self) -> list[nn.Parameter]:
+        return [self.rotations, self.translations] if self.rigid else [self.offsets]
+
+    def appearance_parameters(self) -> list[nn.Parameter]:
+        return [self.features, self.log_scales, self.quats, self.opacity_logits]
+
+    def means(self) -> torch.Tensor:  # [F, N, 3]
+        F = self.num_frames
+        out = self.rest[None].repeat(F, 1, 1)
+        rest_m = self.rest[self.moving_idx]  # [M, 3]
+        if self.rigid:
+            R = axis_angle_to_matrix(self.rotations)  # [F-1, 3, 3]
+            moved = (rest_m - self.pivot) @ R.transpose(-1, -2) + self.pivot + self.translations[:, None]
+        else:
+            moved = rest_m[None] + self.offsets
+        idx = self.moving_idx[None, :, None].expand(F - 1, -1, 3)
+        return torch.cat([out[:1], out[1:].scatter(1, idx, moved)], 0)
+
+    def frame_quats(self) -> torch.Tensor:  # [F, N, 4]
+        F = self.num_frames
+        q = self.quats[None].repeat(F, 1, 1)
+        if not self.rigid:
+            return q
+        rq = axis_angle_to_quat(self.rotations)  # [F-1, 4]
+        qm = quat_multiply(rq[:, None], self.quats[self.moving_idx][None])  # [F-1, M, 4]
+        idx = self.moving_idx[None, :, None].expand(F - 1, -1, 4)
+        return torch.cat([q[:1], q[1:].scatter(1, idx, qm)], 0)
+
+    def copy_frame(self, src: int, dst: int, extrapolate: bool = True) -> None:
+        """Start frame ``dst``'s motion from frame ``src`` (frames count from 0 = rest), continuing the
+        motion from the frame before ``src`` when ``extrapolate``: the warm start of a motion curriculum."""
+        with torch.no_grad():
+            for p in self.motion_parameters():
+                prev = p[src - 2] if src >= 2 else torch.zeros_like(p[0])
+                cur = p[src - 1] if src >= 1 else torch.zeros_like(p[0])
+                p[dst - 1] = 2 * cur - prev if extrapolate else cur

@@ -1,0 +1,174 @@
+"""What the lifted Gaussians are fitted to.
+
+- ``VideoGuidance``: a given multi-view video (``MultiViewVideo``): an RGB loss at a working resolution, or a
+  latent loss when the video carries the model's latents.
+- ``SDSGuidance``: score distillation with a multi-view video diffusion model, seen through the small
+  ``NoisePredictor`` interface (classifier-free guidance, annealed timestep range, weight 1 - alpha_bar).
+
+Both take renders laid out [F, V, H, W, C] (frames, views) and return a scalar loss, or None when the step
+must be skipped (non-finite guidance).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as Fn
+
+from ..errors import InputError
+from ..types import CameraRig, MultiViewVideo
+
+log = logging.getLogger("atop")
+
+
+def check_rig_matches(video_rig: CameraRig, rig: CameraRig, atol: float = 1e-4) -> None:
+    """InputError unless the video was made with the same cameras (pose and field of view; any size)."""
+    problems = []
+    if video_rig.num_views != rig.num_views:
+        problems.append(f"{video_rig.num_views} views in the video, {rig.num_views} cameras")
+    elif not np.allclose(video_rig.c2w, rig.c2w, atol=atol):
+        worst = float(np.abs(np.asarray(video_rig.c2w) - np.asarray(rig.c2w)).max())
+        problems.append(f"camera poses differ (largest matrix difference {worst:.3g})")
+    if abs(video_rig.fov_deg - rig.fov_deg) > 1e-3:
+        problems.append(f"field of view {video_rig.fov_deg:g} vs {rig.fov_deg:g} degrees")
+    if abs(video_rig.width / video_rig.height - rig.width / rig.height) > 1e-6:
+        problems.append("aspect ratios differ")
+    if problems:
+        raise InputError("the video's cameras do not match the cameras given for lifting: " + "; ".join(problems)
+                         + "; pass the cameras the video was rendered or sampled with")
+
+
+def _corner_background(images: torch.Tensor) -> torch.Tensor:  # [..., H, W, C] -> [C]
+    """Median of the four corner pixels over all images: the background colour of a centred object."""
+    corners = torch.stack([images[..., 0, 0, :], images[..., 0, -1, :], images[..., -1, 0, :],
+                           images[..., -1, -1, :]], 0)
+    return corners.reshape(-1, images.shape[-1]).median(0).values
+
+
+class VideoGuidance:
+    """Fit renders to a given multi-view video, every frame and view (frame 0 fits the appearance)."""
+
+    supports_frame_subsets = True
+
+    def __init__(self, video: MultiViewVideo, rig: CameraRig, *, target: str = "auto", resolution: int = 64,
+                 device=None, dtype=torch.float32):
+        check_rig_matches(video.rig, rig)
+        if target not in ("auto", "rgb", "latent"):
+            raise InputError(f"video guidance target must be auto, rgb or latent, got {target!r}")
+        if target == "auto":
+            target = "latent" if video.latents is not None else "rgb"
+        if target == "latent" and video.latents is None:
+            raise InputError("latent video guidance needs a video that carries latents; this one has only "
+                             "frames: use target 'rgb'")
+        self.target, self.num_frames, self.num_views = target, video.num_frames, video.num_views
+        if target == "latent":
+            lat = torch.as_tensor(np.asarray(video.latents), dtype=dtype, device=device)  # [V, F, 4, h, w]
+            self.frames = lat.permute(1, 0, 3, 4, 2).contiguous()  # [F, V, h, w, 4]
+        else:
+            if resolution < 8:
+                raise InputError(f"the working resolution must be at least 8 pixels, got {resolution}")
+            rgb = torch.as_tensor(np.asarray(video.frames), dtype=dtype, device=device)  # [V, F, H, W, 3]
+            V, F, H, W, _ = rgb.shape
+            h, w = resolution, max(1, round(resolution * W / H))
+            x = rgb.reshape(V * F, H, W, 3).permute(0, 3, 1, 2)
+            x = Fn.interpolate(x, size=(h, w), mode="area") if (h, w) != (H, W) else x
+            self.frames = x.permute(0, 2, 3, 1).reshape(V, F, h, w, 3).transpose(0, 1).contiguous()
+        self.height, self.width, self.feature_dim = self.frames.shape[2], self.frames.shape[3], self.frames.shape[4]
+        self.background = _corner_background(self.frames)  # [C]
+
+    def loss(self, render: torch.Tensor, step: int, total: int,
+             frames: Optional[Sequence[int]] = None) -> Optional[torch.Tensor]:
+        """Mean squared error over the given frames ([F', V, H, W, C] renders of ``frames``)."""
+        target = self.frames if frames is None else self.frames[list(frames)]
+        return ((render - target) ** 2).mean()
+
+    def preview(self, render: torch.Tensor, frames: Optional[Sequence[int]] = None) -> np.ndarray:
+        """[F', 2H, V*W, 3]: each render above its target frame."""
+        target = self.frames if frames is None else self.frames[list(frames)]
+        both = torch.cat([render, target.to(render)], dim=2)  # [F', V, 2H, W, C]
+        return _tile_views(both, self.target)
+
+
+class NoisePredictor(Protocol):
+    """What score distillation needs from a multi-view video diffusion model (conditioning already bound).
+
+    ``__call__(noisy, t)`` takes noisy latents [F, V, 4, h, w] and an integer timestep and returns the
+    (unconditional, conditional) noise predictions, each [F, V, 4, h, w]."""
+
+    alphas_cumprod: torch.Tensor  # [T]
+    latent_size: int
+    num_frames: int
+    num_views: int
+
+    def __call__(self, noisy: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def annealed_range(step: int, total: int, t_start: float, t_min: float, t_max: float) -> tuple[float, float]:
+    """Timestep fractions (low, high) at ``step``: both start at ``t_start`` and move linearly to
+    (``t_min``, ``t_max``) over the run (threestudio's min/max_step_percent schedules)."""
+    s = min(max(step / max(total - 1, 1), 0.0), 1.0)
+    lo = t_start + (t_min - t_start) * s
+    hi = t_start + (t_max - t_start) * s
+    return min(lo, hi), max(lo, hi)
+
+
+class SDSGuidance:
+    """Score distillation: grad = (1 - alpha_bar_t) * (eps_cfg - noise) on the rendered latents."""
+
+    supports_frame_subsets = False  # the model denoises all frames jointly
+    target = "latent"
+    feature_dim = 4
+
+    def __init__(self, predictor: NoisePredictor, *, guidance_scale: float = 5.0, t_min: float = 0.02,
+                 t_max: float = 0.50, t_start: float = 0.98, seed: int = 0, background: Optional[torch.Tensor] = None):
+        if not 0.0 <= t_min <= t_max <= 1.0 or not 0.0 <= t_start <= 1.0:
+            raise InputError(f"timestep fractions must satisfy 0 <= t_min <= t_max <= 1 and 0 <= t_start <= 1, got "
+                             f"t_min={t_min}, t_max={t_max}, t_start={t_start}")
+        self.predictor = predictor
+        self.guidance_scale, self.t_min, self.t_max, self.t_start = guidance_scale, t_min, t_max, t_start
+        self.num_frames, self.num_views = predictor.num_frames, predictor.num_views
+        self.height = self.width = predictor.latent_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.background = torch.zeros(4) if background is None else background
+        self.last_timestep = -1
+
+    def sample_timestep(self, step: int, total: int) -> int:
+        T = int(self.predictor.alphas_cumprod.shape[0])
+        lo, hi = annealed_range(step, total, self.t_start, self.t_min, self.t_max)
+        a, b = max(int(lo * T), 1), max(min(int(hi * T), T - 1), 1)
+        return int(torch.randint(a, b + 1, (1,), generator=self.generator).item())
+
+    def loss(self, render: torch.Tensor, step: int, total: int,
+             frames: Optional[Sequence[int]] = None) -> Optional[torch.Tensor]:
+        if frames is not None and list(frames) != list(range(self.num_frames)):
+            raise ValueError("score distillation needs every frame in each step")
+        z = render.permute(0, 1, 4, 2, 3)  # [F, V, 4, h, w]
+        t = self.sample_timestep(step, total)
+        self.last_timestep = t
+        ab = self.predictor.alphas_cumprod[t].to(z)
+        with torch.no_grad():
+            noise = torch.randn(z.shape, generator=self.generator).to(z)
+            noisy = ab.sqrt() * z + (1 - ab).sqrt() * noise
+            eps_u, eps_c = self.predictor(noisy.detach(), t)
+            eps = eps_u + self.guidance_scale * (eps_c - eps_u)
+            grad = (1 - ab) * (eps.to(z) - noise)
+        if not torch.isfinite(grad).all():
+            return None
+        # d(loss)/dz = grad / F: the usual SDS surrogate 0.5 * ||z - sg(z - grad)||^2, per frame
+        return 0.5 * ((z - (z - grad).detach()) ** 2).sum() / z.shape[0]
+
+    def preview(self, render: torch.Tensor, frames: Optional[Sequence[int]] = None) -> np.ndarray:
+        return _tile_views(render, "latent")  # [F', H, V*W, 3]
+
+
+def _tile_views(x: torch.Tensor, target: str) -> np.ndarray:
+    """[F, V, H, W, C] -> [F, H, V*W, 3] float32 0..1. Latents are shown as false colour (channels 0-2
+    mapped from -1..1), not decoded."""
+    x = x.detach().float().cpu()
+    F, V, H, W, C = x.shape
+    img = x[..., :3] if target == "rgb" else (x[..., :3] + 1.0) / 2.0
+    img = img.permute(0, 2, 1, 3, 4).reshape(F, H, V * W, img.shape[-1])
+    return img.clamp(0, 1).numpy().astype(np.float32)
+

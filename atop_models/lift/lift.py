@@ -1,0 +1,170 @@
+"""The lifting loop: per-frame Gaussians on the mesh, optimised with Adam against a guidance (a video or
+score distillation), returned as a point sequence (Gaussian means per frame, moving labels, track ids)."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from ..errors import DivergenceError, InputError
+from ..progress import OnStep, no_progress
+from ..render.gaussians import rasterize_gaussians
+from ..types import CameraRig, PartMesh, PointSequence
+from .gaussians import FrameGaussians, GaussianInit, init_gaussians
+from .guidance import SDSGuidance, VideoGuidance
+
+log = logging.getLogger("atop")
+
+Guidance = Union[VideoGuidance, SDSGuidance]
+MAX_BAD_STEPS = 10  # consecutive non-finite steps before giving up
+
+
+@dataclass
+class LiftResult:
+    sequence: PointSequence
+    losses: list[float]  # one per iteration (NaN for skipped steps)
+    previews: np.ndarray  # [K, H, W, 3] float32 0..1, one image per frame (views side by side)
+    backend: str  # rasteriser used
+    info: str  # backend choice and anything the user should know
+    skipped_steps: int = 0
+    seconds: float = 0.0
+    gaussians: Optional[GaussianInit] = field(default=None, repr=False)
+
+
+def _isometry_edges(rest: np.ndarray, k: int = 6) -> tuple[np.ndarray, np.ndarray]:  # [E, 2], [E]
+    from scipy.spatial import cKDTree
+
+    k = min(k + 1, len(rest))
+    d, j = cKDTree(rest).query(rest, k=k)
+    i = np.repeat(np.arange(len(rest)), k - 1)
+    return np.stack([i, j[:, 1:].reshape(-1)], 1), d[:, 1:].reshape(-1)
+
+
+def lift_gaussians(
+    mesh: PartMesh, part_name: str, rig: CameraRig, guidance: Guidance, *,
+    iterations: int = 300, learning_rate: float = 0.01, num_gaussians: int = 2000, moving_fraction: float = 0.5,
+    rigid: bool = True, seed: int = 0, backend: str = "auto", vertices: Optional[np.ndarray] = None,
+    curriculum: bool = True, frames_per_step: Optional[int] = None, isometry_weight: float = 10.0,
+    device: Union[str, torch.device] = "cpu", dtype: torch.dtype = torch.float32,
+    on_step: Optional[OnStep] = None,
+) -> LiftResult:
+    """Optimise per-frame Gaussians of ``mesh`` whose part ``part_name`` moves, against ``guidance``.
+
+    ``num_gaussians`` are split between the moving part (``moving_fraction``) and the rest; ``vertices``
+    gives the rest state when it differs from the mesh's own. With ``curriculum`` (video guidance only),
+    frame f joins the optimisation after the frames before it, starting from their motion extrapolated;
+    ``frames_per_step`` then renders a random subset of the active frames per step. ``isometry_weight``
+    keeps the free (non-rigid) moving Gaussians' neighbour distances. Raises DivergenceError on NaN/Inf.
+    """
+    if iterations < 1:
+        raise InputError(f"iterations must be at least 1, got {iterations}")
+    if not 0.0 < moving_fraction < 1.0:
+        raise InputError(f"moving_fraction must be between 0 and 1, got {moving_fraction}")
+    if learning_rate <= 0 or not math.isfinite(learning_rate):
+        raise InputError(f"learning_rate must be positive, got {learning_rate}")
+    on_step = on_step or no_progress
+    t0 = time.monotonic()
+    torch.manual_seed(seed)
+    F = guidance.num_frames
+    if guidance.num_views != rig.num_views:
+        raise InputError(f"the guidance has {guidance.num_views} views but {rig.num_views} cameras were given")
+    num_moving = max(int(round(num_gaussians * moving_fraction)), 1)
+    init = init_gaussians(mesh, part_name, num_gaussians - num_moving, num_moving, seed, vertices=vertices)
+    if guidance.target == "rgb":
+        features = torch.as_tensor(init.colors, dtype=dtype)
+    else:
+        features = torch.zeros(len(init.means), guidance.feature_dim, dtype=dtype)
+    model = FrameGaussians(init, F, features, rigid=rigid, device=device, dtype=dtype)
+    background = guidance.background.to(device=device, dtype=dtype)
+    opt = torch.optim.Adam([
+        {"params": model.motion_parameters(), "lr": learning_rate},
+        {"params": [model.features], "lr": 0.02},
+        {"params": [model.log_scales, model.quats, model.opacity_logits], "lr": 0.005},
+    ], eps=1e-15)
+    if not rigid and isometry_weight > 0:
+        edges, rest_len = _isometry_edges(init.means[init.moving])
+        edges = torch.as_tensor(edges, device=device)
+        rest_len = torch.as_tensor(rest_len, dtype=dtype, device=device)
+        spacing2 = rest_len.mean().clamp_min(1e-12) ** 2
+
+    use_curriculum = curriculum and guidance.supports_frame_subsets
+    warm = int(0.6 * iterations) if use_curriculum else 0
+    active = 1 if use_curriculum else F - 1  # highest active frame
+    rng = np.random.default_rng(seed)
+    scene_size = max(mesh.bbox_diagonal, 1e-6)
+    centre = torch.as_tensor(mesh.vertices.mean(0), dtype=dtype, device=device)
+    losses: list[float] = []
+    skipped = bad_run = 0
+    info = ""
+    preview_every = max(iterations // 10, 1)
+    for step in range(iterations):
+        if use_curriculum:
+            target_active = min(F - 1, 1 + (step * (F - 1)) // max(warm, 1)) if step < warm else F - 1
+            while active < target_active:
+                active += 1
+                model.copy_frame(active - 1, active)
+        frames = list(range(active + 1))
+        if use_curriculum and frames_per_step and len(frames) > frames_per_step:
+            frames = sorted(rng.choice(frames, size=frames_per_step, replace=False).tolist())
+        means, quats = model.means()[frames], model.frame_quats()[frames]
+        render = rasterize_gaussians(means, quats, model.log_scales, model.opacity_logits, model.features, rig,
+                                     guidance.width, guidance.height, background=background, backend=backend)
+        info = render.info
+        loss = guidance.loss(render.features, step, iterations, frames=frames if use_curriculum else None)
+        if loss is not None and not rigid and isometry_weight > 0:
+            pts = model.means()[1:, model.moving_idx]  # [F-1, M, 3]
+            length = (pts[:, edges[:, 0]] - pts[:, edges[:, 1]]).norm(dim=-1)
+            loss = loss + isometry_weight * ((length - rest_len) ** 2).mean() / spacing2
+        opt.zero_grad(set_to_none=True)
+        ok = loss is not None and bool(torch.isfinite(loss))
+        if ok:
+            loss.backward()
+            ok = all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        if ok:
+            opt.step()
+            losses.append(float(loss))
+            bad_run = 0
+        else:
+            skipped += 1
+            bad_run += 1
+            losses.append(float("nan"))
+            log.warning("lift step %d: non-finite loss or gradient, step skipped", step)
+            if bad_run >= MAX_BAD_STEPS:
+                raise DivergenceError(f"the Gaussian lift diverged: {bad_run} consecutive steps produced NaN/Inf "
+                                      f"(at step {step + 1} of {iterations}); lower the learning rate or the "
+                                      "guidance scale")
+        with torch.no_grad():
+            moved = model.means()
+            if not torch.isfinite(moved).all() or (moved - centre).norm(dim=-1).max() > 20 * scene_size:
+                raise DivergenceError(f"the Gaussian lift diverged at step {step + 1} of {iterations}: the "
+                                      "moving Gaussians left the scene (non-finite or far away); lower the "
+                                      "learning rate")
+        preview = None
+        if (step + 1) % preview_every == 0 or step + 1 == iterations:
+            preview = guidance.preview(render.features.detach()[-1:], frames[-1:])[0]
+        on_step(step + 1, iterations, preview)
+
+    with torch.no_grad():
+        means = model.means()
+        final = rasterize_gaussians(means, model.frame_quats(), model.log_scales, model.opacity_logits,
+                                    model.features, rig, guidance.width, guidance.height, background=background,
+                                    backend=backend)
+        previews = guidance.preview(final.features)
+    points = means.double().cpu().numpy()
+    N = points.shape[1]
+    seq = PointSequence(points=points, moving=np.broadcast_to(init.moving, (F, N)).copy(),
+                        track_ids=np.broadcast_to(np.arange(N), (F, N)).copy(), part_name=part_name,
+                        source=f"gaussians ({'sds' if isinstance(guidance, SDSGuidance) else 'video'} guidance, "
+                               f"{'rigid' if rigid else 'free'} motion)")
+    if skipped:
+        info += f"; {skipped} of {iterations} steps skipped (non-finite guidance)"
+    seconds = time.monotonic() - t0
+    log.info("lift: %d iterations, %d Gaussians (%d moving), %s, %.1f s", iterations, N, int(init.moving.sum()),
+             info, seconds)
+    return LiftResult(sequence=seq, losses=losses, previews=previews, backend=final.backend, info=info,
+                      skipped_steps=skipped, seconds=seconds, gaussians=init)
