@@ -146,9 +146,10 @@ def _load_trimesh_scene(path: str, notes: list[str] | None = None, **kwargs):
 
 def _scene_pieces(scene, base: Optional[np.ndarray] = None, part: Optional[str] = None,
                   rgba: Optional[np.ndarray] = None) -> list[_Piece]:
-    """Pieces of a trimesh Scene, scene-graph transforms applied; part = node name unless given."""
+    """Pieces of a trimesh Scene, scene-graph transforms applied; part = node name unless given.
+    Nodes are taken in name order (trimesh does not keep the file's order), so part order is stable."""
     pieces = []
-    for node in scene.graph.nodes_geometry:
+    for node in sorted(scene.graph.nodes_geometry, key=str):
         T, gname = scene.graph[node]
         geom = scene.geometry.get(gname)
         T = np.asarray(T, dtype=np.float64)
