@@ -129,7 +129,7 @@ class user_errors:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        from atop_models.errors import DivergenceError, InputError
+        from ..atop_models.errors import DivergenceError, InputError
 
         if exc is None:
             return False
