@@ -47,31 +47,13 @@ def _part_area(mesh: PartMesh, vertices: np.ndarray, names: list[str]) -> float:
     return float(0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=-1).sum())
 
 
-def surface_colors(mesh: PartMesh, points: np.ndarray, face_ids: np.ndarray, vertices: np.ndarray) -> np.ndarray:
-    """Colour of the surface at sampled points [N, 3]: material base colour times the texture (nearest texel
-    at the interpolated UV) or the vertex colours."""
-    mats = mesh.face_material[face_ids]
-    base = np.stack([np.asarray(m.base_color, dtype=np.float64)[:3] for m in mesh.materials])[mats]  # [N, 3]
-    tri = vertices[mesh.faces[face_ids]]  # [N, 3, 3]
-    bary = _barycentric(points, tri)  # [N, 3]
-    corner = mesh.faces[face_ids]  # [N, 3]
-    if mesh.vertex_colors is not None:
-        vc = np.einsum("nk,nkc->nc", bary, np.asarray(mesh.vertex_colors, dtype=np.float64)[corner][..., :3])
-        base = base * vc
-    if mesh.uv is not None:
-        uv = np.einsum("nk,nkc->nc", bary, np.asarray(mesh.uv, dtype=np.float64)[corner])
-        for mi, mat in enumerate(mesh.materials):
-            sel = mats == mi
-            if mat.texture is None or not sel.any():
-                continue
-            tex = np.asarray(mat.texture)
-            h, w = tex.shape[:2]
-            u = np.mod(uv[sel, 0], 1.0)
-            v = np.mod(uv[sel, 1], 1.0)
-            px = np.clip((u * w).astype(int), 0, w - 1)
-            py = np.clip(((1.0 - v) * h).astype(int), 0, h - 1)  # UV origin at the bottom-left
-            base[sel] = base[sel] * tex[py, px, :3].astype(np.float64) / 255.0
-    return np.clip(base, 0.0, 1.0)
+def gaussian_colors(mesh: PartMesh, points: np.ndarray, face_ids: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """Unshaded display (sRGB) colour of the surface at sampled points [N, 3] (materials, textures, vertex
+    colours: the renderer's own surface colours)."""
+    from ..render.raycast import _linear_to_srgb, surface_colors
+
+    bary = _barycentric(points, vertices[mesh.faces[face_ids]])
+    return _linear_to_srgb(surface_colors(mesh, face_ids, bary)[:, :3].astype(np.float64))
 
 
 def _barycentric(p: np.ndarray, tri: np.ndarray) -> np.ndarray:  # [N, 3], [N, 3, 3] -> [N, 3]
@@ -122,7 +104,7 @@ def init_gaussians(mesh: PartMesh, part_name: str, num_static: int, num_moving: 
         elif sel.any():
             scales[sel] = 0.01 * mesh.bbox_diagonal
     scales = np.clip(scales, 1e-4 * mesh.bbox_diagonal, 0.05 * mesh.bbox_diagonal)
-    colors = surface_colors(mesh, means, face_ids, verts)
+    colors = gaussian_colors(mesh, means, face_ids, verts)
     return GaussianInit(means=means, moving=moving, colors=colors, scales=scales, face_ids=face_ids,
                         moving_parts=moving_parts)
 

@@ -127,7 +127,7 @@ def lift_gaussians(
             ok = all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
         if ok:
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bad_run = 0
         else:
             skipped += 1
