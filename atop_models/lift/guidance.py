@@ -172,3 +172,46 @@ def _tile_views(x: torch.Tensor, target: str) -> np.ndarray:
     img = img.permute(0, 2, 1, 3, 4).reshape(F, H, V * W, img.shape[-1])
     return img.clamp(0, 1).numpy().astype(np.float32)
 
+
+
+class ModelNoisePredictor:
+    """``NoisePredictor`` over a loaded inflated ImageDream (``diffusion.bundle.MVModel``), conditioned on a
+    prompt, the rest-state views (CLIP image tokens per view), the first-frame part masks and the cameras.
+    The unconditional branch uses the negative prompt and zero image tokens (same masks and cameras)."""
+
+    def __init__(self, model, rig: CameraRig, prompt: str, rest_images: np.ndarray, part_masks: Optional[np.ndarray],
+                 num_frames: int, negative_prompt: str = ""):
+        from ..diffusion.encoders import encode_image_tokens, encode_text
+
+        if not any(".motion." in k for k, _ in model.unet.named_parameters()):
+            raise InputError("score distillation needs a model with a motion module; load the model with a "
+                             "motion module attached")
+        self.model, self.num_frames, self.num_views = model, num_frames, rig.num_views
+        self.latent_size = model.latent_size
+        self.device, self.dtype = model.device, model.dtype
+        self.alphas_cumprod = self._alphas(model)
+        text = encode_text(model.text_encoder, model.tokenizer, [prompt, negative_prompt]).to(self.dtype)
+        self.text_cond, self.text_uncond = text[:1], text[1:]  # [1, T, D]
+        tokens = encode_image_tokens(model.image_encoder, model.image_processor, rest_images).to(self.dtype)
+        self.image_cond, self.image_uncond = tokens, torch.zeros_like(tokens)  # [V, T', D']
+        self.camera = torch.as_tensor(rig.model_camera_vectors(), dtype=self.dtype, device=self.device)  # [V, 16]
+        self.mask = None if part_masks is None else torch.as_tensor(
+            np.asarray(part_masks, np.float32), device=self.device)[None]  # [1, V, H, W]
+
+    @staticmethod
+    def _alphas(model) -> torch.Tensor:
+        from ..diffusion.schedule import alphas_cumprod
+
+        return alphas_cumprod(model.scheduler_config)
+
+    @torch.no_grad()
+    def __call__(self, noisy: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        F, V = noisy.shape[:2]
+        x = noisy.reshape(F * V, *noisy.shape[2:]).to(self.device, self.dtype)  # (frame, view), views innermost
+        x = torch.cat([x, x])  # [uncond, cond] as a batch of 2
+        context = torch.cat([self.text_uncond, self.text_cond])  # [2, T, D]
+        images = torch.cat([self.image_uncond, self.image_cond])  # [2V, T', D']
+        mask = None if self.mask is None else self.mask.expand(2, -1, -1, -1)
+        eps = self.model.unet(x, t, context, self.camera, image_tokens=images, num_views=V, num_frames=F, mask=mask)
+        eps = eps.float().reshape(2, F, V, *noisy.shape[2:]).to(noisy.device)
+        return eps[0], eps[1]

@@ -1,0 +1,93 @@
+"""Lift node: per-frame 3D Gaussians fitted to a multi-view motion (score distillation or a given video)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..atop_models.errors import InputError
+from ..atop_models.lift.guidance import ModelNoisePredictor, SDSGuidance, VideoGuidance
+from ..atop_models.lift.lift import lift_gaussians
+from ._comfy import images_to_comfy, io, progress_callback, torch_device, user_errors
+from .types import CamerasType, MVModelType, MVVideoType, PartMeshType, PointSequenceType
+
+
+class GaussianSDSLift(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GaussianSDSLift",
+            display_name="ATOP Gaussian SDS Lift",
+            category="ATOP/lift",
+            description="Per-frame 3D Gaussians on the mesh (static part fixed, moving part free or rigid), "
+                        "optimised by score distillation with the motion model, or fitted to a given "
+                        "multi-view video. Outputs the Gaussian centres per frame as a point sequence.",
+            inputs=[
+                PartMeshType.Input("mesh", tooltip="Segmented mesh (rest state) from ATOP Load Part Mesh."),
+                io.String.Input("part_name", default="", tooltip="Name of the part that moves."),
+                CamerasType.Input("cameras", tooltip="The cameras of the multi-view motion (ATOP Mesh "
+                                                     "Multi-View Render's cameras)."),
+                io.Combo.Input("guidance", options=["sds", "video"], default="sds",
+                               tooltip="sds: score distillation with the model; video: fit the given video."),
+                MVVideoType.Input("video", optional=True,
+                                  tooltip="Multi-view motion video: the target for 'video' guidance; for 'sds' "
+                                          "its prompt, rest-state frames and part masks condition the model."),
+                MVModelType.Input("model", optional=True,
+                                  tooltip="Inflated ImageDream with a motion module (required for 'sds')."),
+                io.Int.Input("iterations", default=300, min=1, max=100000, tooltip="Optimisation steps."),
+                io.Float.Input("learning_rate", default=0.01, min=1e-5, max=1.0, step=0.001,
+                               tooltip="Adam learning rate of the motion parameters."),
+                io.Int.Input("num_gaussians", default=2000, min=64, max=200000,
+                             tooltip="Gaussians in total, half on the moving part."),
+                io.Boolean.Input("rigid", default=True,
+                                 tooltip="The moving part's Gaussians share one rigid transform per frame."),
+                io.Float.Input("guidance_scale", default=5.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="Classifier-free guidance scale (sds)."),
+                io.Float.Input("t_min", default=0.02, min=0.0, max=1.0, step=0.01,
+                               tooltip="Final lower bound of the timestep range, fraction of the schedule (sds)."),
+                io.Float.Input("t_max", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="Final upper bound of the timestep range; both bounds anneal from 0.98 "
+                                       "(sds)."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Seed for sampling and noise."),
+                io.Combo.Input("backend", options=["auto", "gsplat", "torch"], default="auto",
+                               tooltip="Gaussian rasteriser: auto = gsplat on CUDA when it works, else torch."),
+                io.Int.Input("resolution", default=64, min=8, max=1024, optional=True,
+                             tooltip="Working resolution for RGB video guidance (latents use their own size)."),
+            ],
+            outputs=[
+                PointSequenceType.Output(display_name="points", tooltip="Gaussian centres per frame, moving-part "
+                                                                         "labels and track ids."),
+                io.Image.Output(display_name="previews", tooltip="Final renders per frame, views side by side "
+                                                                  "(video guidance: above the target)."),
+                io.Custom("LOSS_MAP").Output(display_name="loss_map", tooltip="Loss per iteration."),
+                io.String.Output(display_name="info", tooltip="Rasteriser used and notes."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, mesh, part_name, cameras, guidance, iterations, learning_rate, num_gaussians, rigid,
+                guidance_scale, t_min, t_max, seed, backend, video=None, model=None, resolution=64) -> io.NodeOutput:
+        with user_errors("GaussianSDSLift"):
+            if guidance == "video":
+                if video is None:
+                    raise InputError("'video' guidance needs a video input; connect a multi-view motion video")
+                guide = VideoGuidance(video, cameras, resolution=resolution)
+                device = "cpu"
+            else:
+                if model is None:
+                    raise InputError("'sds' guidance needs a model; connect ATOP Load Inflated ImageDream")
+                if video is None:
+                    raise InputError("'sds' guidance needs a video for its prompt, rest-state views and part "
+                                     "masks; connect ATOP Multi-View Motion Sample's video")
+                device = torch_device()
+                predictor = ModelNoisePredictor(model.to(device), cameras, video.prompt, video.frames[:, 0],
+                                                video.part_masks, video.num_frames)
+                guide = SDSGuidance(predictor, guidance_scale=guidance_scale, t_min=t_min, t_max=t_max, seed=seed)
+            result = lift_gaussians(mesh, part_name, cameras, guide, iterations=iterations,
+                                    learning_rate=learning_rate, num_gaussians=num_gaussians, rigid=rigid,
+                                    seed=seed, backend=backend, device=device,
+                                    on_step=progress_callback(iterations))
+        losses = [float(x) for x in result.losses if np.isfinite(x)]  # skipped steps are NaN
+        info = f"{result.info}; {result.seconds:.1f} s"
+        return io.NodeOutput(result.sequence, images_to_comfy(np.asarray(result.previews)), {"loss": losses}, info)
+
+
+NODES = [GaussianSDSLift]
