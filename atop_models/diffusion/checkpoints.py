@@ -5,6 +5,7 @@
 an error that says what to download and where to put it."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -123,20 +124,31 @@ def shapes(state: dict[str, torch.Tensor]) -> dict[str, tuple]:
 
 
 def expected_unet_shapes(config: dict, motion: bool = False) -> dict[str, tuple]:
+    """Key -> shape of the UNet of ``config`` (built on the meta device; cached)."""
+    return dict(_unet_shapes(json.dumps(config, sort_keys=True), motion))
+
+
+@functools.lru_cache(maxsize=8)
+def _unet_shapes(config_json: str, motion: bool) -> tuple:
     from .unet import MultiViewUNet
 
     with torch.device("meta"):
-        unet = MultiViewUNet(**config)
+        unet = MultiViewUNet(**json.loads(config_json))
         if motion:
             unet.inflate()
-    return shapes(unet.state_dict())
+    return tuple(shapes(unet.state_dict()).items())
 
 
 def expected_vae_shapes(config: dict) -> dict[str, tuple]:
+    return dict(_vae_shapes(json.dumps(config, sort_keys=True)))
+
+
+@functools.lru_cache(maxsize=4)
+def _vae_shapes(config_json: str) -> tuple:
     from diffusers import AutoencoderKL
 
     with torch.device("meta"):
-        return shapes(AutoencoderKL(**config).state_dict())
+        return tuple(shapes(AutoencoderKL(**json.loads(config_json)).state_dict()).items())
 
 
 def identify_unet(found: dict[str, tuple], fmt: str) -> tuple[str, dict]:
