@@ -243,6 +243,9 @@ def _weights_file(folder: Path, names: Iterable[str], fmt: str, hint: str) -> Pa
 def load_unet_folder(folder: Path, dtype: torch.dtype, fmt: str = "diffusers folder"):
     """``unet/``: config.json (ImageDream's or ours) + diffusion_pytorch_model.safetensors."""
     raw = _read_json(folder / "config.json", fmt, HINT_IMAGEDREAM)
+    if "block_out_channels" in raw or raw.get("_class_name") == "UNet2DConditionModel":
+        raise ModelFileError(f"{fmt}: {folder} holds a diffusers '{raw.get('_class_name', 'UNet')}' (plain Stable "
+                             f"Diffusion layout), not ImageDream's multi-view UNet; {HINT_IMAGEDREAM}")
     known = {k: v for k, v in raw.items() if not k.startswith("_")}
     params = set(REAL_UNET_CONFIG) | {"motion_module"}
     config = dict(REAL_UNET_CONFIG)
@@ -524,6 +527,10 @@ def apply_motion_module(unet, path: Optional[str | os.PathLike]) -> str:
 def load_diffusers_folder(folder: Path, dtype: torch.dtype) -> MVModel:
     fmt = "diffusers folder"
     index = _read_json(folder / "model_index.json", fmt, HINT_IMAGEDREAM)
+    unet_class = (index.get("unet") or [None, None])[-1]
+    if unet_class == "UNet2DConditionModel" or "StableDiffusion" in str(index.get("_class_name", "")):
+        raise ModelFileError(f"{fmt} {folder.name}: this is a '{index.get('_class_name')}' folder (a plain Stable "
+                             f"Diffusion UNet), not ImageDream; {HINT_IMAGEDREAM}")
     for sub in ("unet", "vae", "text_encoder", "tokenizer", "image_encoder", "scheduler"):
         if not (folder / sub).is_dir():
             raise ModelFileError(f"{fmt} {folder.name}: sub-folder '{sub}/' is missing; {HINT_IMAGEDREAM}")

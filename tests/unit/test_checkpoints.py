@@ -150,6 +150,19 @@ def test_plain_stable_diffusion_checkpoint_is_named(tmp_path, tiny_dirs):
         load_model(path, text_encoder=o["text_encoder"], image_encoder=o["image_encoder"])
 
 
+def test_stable_diffusion_pipeline_folder_is_named(tiny_dirs, tmp_path):
+    import json
+
+    d, _ = tiny_dirs
+    sd = tmp_path / "stable-diffusion-2-1-base"
+    shutil.copytree(d, sd)
+    index = json.loads((sd / "model_index.json").read_text())
+    index.update(_class_name="StableDiffusionPipeline", unet=["diffusers", "UNet2DConditionModel"])
+    (sd / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelFileError, match="'StableDiffusionPipeline' folder .*not ImageDream"):
+        load_model(sd)
+
+
 def test_mis_shaped_and_missing_keys_are_listed(tmp_path, tiny_dirs):
     _, o = tiny_dirs
     state = original_state_dict(0)
