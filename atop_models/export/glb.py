@@ -1,0 +1,163 @@
+"""Static GLB export of a part mesh: one named scene node (and geometry) per part, PBR materials.
+
+Up axis: glTF is +Y up, the pack's world is +Z up. The rotation (x, y, z) -> (x, z, -y) is BAKED into the
+written vertex positions (no root-node transform), so the file stands upright in any glTF viewer and its
+front (our -Y) faces glTF's +Z, the viewer's default front. ``load_part_mesh(path)`` (up_axis="auto")
+turns glTF Y-up back into Z-up.
+
+Frames: ``frame="source"`` writes the source frame (``inverse(normalized_from_source)`` applied: the
+original units, e.g. metres for procedural objects), ``frame="normalized"`` the normalised frame.
+
+Materials: a part that uses one material is written as it is (texture, UVs, base colour). A part that uses
+several materials is written with one atlas texture (each material's texture, or its base colour, in one
+tile; UVs remapped per face); faces whose UVs span more than one texture repeat are clamped, and that is
+logged. Vertex colours are written as COLOR_0 for parts without textures; a textured part drops them (logged).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..types import PartMesh
+
+log = logging.getLogger("atop")
+
+Y_UP_FROM_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # glTF = R @ ours
+ATLAS_TILE = 128
+
+
+def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    c = np.clip(c, 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055)
+
+
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _pbr(name: str, base_color: np.ndarray, texture: np.ndarray | None):
+    from PIL import Image
+    from trimesh.visual.material import PBRMaterial
+
+    image = None
+    if texture is not None:
+        tex = np.asarray(texture, dtype=np.uint8)
+        image = Image.fromarray(tex, "RGBA" if tex.shape[2] == 4 else "RGB")
+    return PBRMaterial(name=name, baseColorFactor=np.asarray(base_color, dtype=np.float64).reshape(4),
+                       baseColorTexture=image, metallicFactor=0.0, roughnessFactor=0.8, doubleSided=True)
+
+
+def _tile(material, size: int) -> np.ndarray:  # [size, size, 4] uint8 sRGB with the base colour baked in
+    from PIL import Image
+
+    base = np.asarray(material.base_color, dtype=np.float64).reshape(4)
+    if material.texture is None:
+        rgb = _linear_to_srgb(base[:3])
+        px = np.concatenate([rgb, base[3:]])[None, None, :] * np.ones((size, size, 1))
+    else:
+        tex = np.asarray(material.texture, dtype=np.uint8)
+        img = Image.fromarray(tex, "RGBA" if tex.shape[2] == 4 else "RGB").convert("RGBA").resize((size, size))
+        px = np.asarray(img, dtype=np.float64) / 255.0
+        px[..., :3] = _linear_to_srgb(_srgb_to_linear(px[..., :3]) * base[:3])
+        px[..., 3] *= base[3]
+    return (np.clip(px, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _atlas_part(mesh: PartMesh, faces: np.ndarray, verts: np.ndarray, name: str):
+    """Unshared vertices and one atlas material for a part with several materials (see module doc)."""
+    mats = np.unique(mesh.face_material[faces])
+    K = len(mats)
+    size = ATLAS_TILE
+    atlas = np.concatenate([_tile(mesh.materials[m], size) for m in mats], axis=1)  # [S, K*S, 4]
+    tri = mesh.faces[faces]  # [M, 3]
+    v = verts[tri].reshape(-1, 3)
+    if mesh.uv is not None:
+        uv = mesh.uv[tri].astype(np.float64)  # [M, 3, 2]
+        uv = uv - np.floor(uv.min(axis=1, keepdims=True))  # each face into its first repeat
+        clamped = int(np.any(uv > 1.0 + 1e-6, axis=(1, 2)).sum())
+        if clamped:
+            log.warning("GLB export: part '%s': %d faces span several texture repeats; their UVs are clamped "
+                        "in the atlas", name, clamped)
+        uv = np.clip(uv, 0.0, 1.0)
+    else:
+        uv = np.full((len(tri), 3, 2), 0.5)
+    tile = np.searchsorted(mats, mesh.face_material[faces])  # [M]
+    inset = 1.0 / size
+    u = (tile[:, None] + inset + uv[..., 0] * (1 - 2 * inset)) / K
+    vv = inset + uv[..., 1] * (1 - 2 * inset)
+    uv_out = np.stack([u, vv], axis=-1).reshape(-1, 2)
+    f = np.arange(len(v), dtype=np.int64).reshape(-1, 3)
+    material = _pbr(f"{name}_atlas", np.ones(4), atlas)
+    log.info("GLB export: part '%s' uses %d materials; written with one %dx%d atlas", name, K, atlas.shape[1],
+             atlas.shape[0])
+    return v, f, uv_out, material
+
+
+def part_mesh_to_scene(mesh: PartMesh, *, frame: str = "source", vertices: np.ndarray | None = None):
+    """A ``trimesh.Scene`` with one node and geometry per part, both named after the part, in glTF's Y-up
+    convention (see module doc). ``vertices`` [V, 3] (normalised frame) replaces the mesh's, e.g. a pose."""
+    import trimesh
+
+    if frame not in ("source", "normalized"):
+        raise InputError(f"frame '{frame}' is not supported; use 'source' or 'normalized'")
+    verts = mesh.vertices if vertices is None else np.asarray(vertices, dtype=np.float64)
+    if verts.shape != mesh.vertices.shape:
+        raise InputError(f"vertex override has shape {verts.shape}, the mesh has {mesh.vertices.shape}; "
+                         "pass vertices of this mesh (e.g. from posed_vertices)")
+    if frame == "source":
+        S = np.linalg.inv(mesh.normalized_from_source)
+        verts = verts @ S[:3, :3].T + S[:3, 3]
+    verts = verts @ Y_UP_FROM_Z_UP.T
+    scene = trimesh.Scene()
+    for pi, name in enumerate(mesh.part_names):
+        faces = np.nonzero(mesh.face_part == pi)[0]
+        if len(faces) == 0:
+            log.warning("GLB export: part '%s' has no faces; skipped", name)
+            continue
+        mats = np.unique(mesh.face_material[faces])
+        if len(mats) > 1:
+            v, f, uv, material = _atlas_part(mesh, faces, verts, name)
+            visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+        else:
+            used = np.unique(mesh.faces[faces])  # keep the part's vertices in their original order
+            remap = np.full(len(verts), -1, dtype=np.int64)
+            remap[used] = np.arange(len(used))
+            v, f = verts[used], remap[mesh.faces[faces]]
+            m = mesh.materials[int(mats[0])]
+            if m.texture is not None or mesh.vertex_colors is None:
+                if m.texture is not None and mesh.vertex_colors is not None and not np.allclose(mesh.vertex_colors[used], 1):
+                    log.warning("GLB export: part '%s' has a texture and vertex colours; vertex colours dropped", name)
+                uv = mesh.uv[used] if mesh.uv is not None else None
+                visual = trimesh.visual.TextureVisuals(uv=uv, material=_pbr(m.name or f"{name}_material",
+                                                                            m.base_color, m.texture))
+            else:
+                colors = (np.clip(mesh.vertex_colors[used], 0, 1) * 255).round().astype(np.uint8)
+                visual = trimesh.visual.ColorVisuals(vertex_colors=colors)
+        geom = trimesh.Trimesh(vertices=v, faces=f, visual=visual, process=False, validate=False)
+        scene.add_geometry(geom, node_name=name, geom_name=name)
+    if not scene.geometry:
+        raise InputError("the mesh has no faces to export; load or build a mesh with geometry first")
+    return scene
+
+
+def write_glb(mesh: PartMesh, path: str | os.PathLike, **kw) -> Path:
+    """Write ``part_mesh_to_scene(mesh, **kw)`` to ``path`` atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = part_mesh_to_scene(mesh, **kw).export(file_type="glb")
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    log.info("wrote %s (%d parts, %d bytes)", path, len(mesh.part_names), len(data))
+    return path
