@@ -6,7 +6,7 @@ import numpy as np
 from ..atop_models.errors import InputError
 from ..atop_models.lift.guidance import ModelNoisePredictor, SDSGuidance, VideoGuidance
 from ..atop_models.lift.lift import lift_gaussians
-from ._comfy import images_to_comfy, io, progress_callback, torch_device, user_errors
+from ._comfy import images_to_comfy, io, progress_callback, user_errors
 from .types import CamerasType, MVModelType, MVVideoType, PartMeshType, PointSequenceType
 
 
@@ -77,8 +77,9 @@ class GaussianSDSLift(io.ComfyNode):
                 if video is None:
                     raise InputError("'sds' guidance needs a video for its prompt, rest-state views and part "
                                      "masks; connect ATOP Multi-View Motion Sample's video")
-                device = torch_device()
-                predictor = ModelNoisePredictor(model.to(device), cameras, video.prompt, video.frames[:, 0],
+                bundle = model.load()  # ComfyUI places every component on its compute device
+                device = bundle.device
+                predictor = ModelNoisePredictor(bundle, cameras, video.prompt, video.frames[:, 0],
                                                 video.part_masks, video.num_frames)
                 guide = SDSGuidance(predictor, guidance_scale=guidance_scale, t_min=t_min, t_max=t_max, seed=seed)
             result = lift_gaussians(mesh, part_name, cameras, guide, iterations=iterations,

@@ -56,3 +56,28 @@ def test_sds_without_model_is_a_clear_error(node_classes, microwave):
         run_node(node_classes["GaussianSDSLift"], mesh=mesh, part_name="link_0", cameras=cameras, guidance="sds",
                  iterations=5, learning_rate=0.01, num_gaussians=200, rigid=True, guidance_scale=5.0, t_min=0.02,
                  t_max=0.5, seed=0, backend="torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(node_classes, tmp_path_factory):
+    import folder_paths
+
+    from atop_models.diffusion.tiny import make_tiny
+
+    root = tmp_path_factory.mktemp("lift_models")
+    make_tiny(root / "tiny-lift", "diffusers")
+    folder_paths.add_model_folder_path("atop_imagedream", str(root))
+    handle, _ = run_node(node_classes["LoadInflatedImageDream"], base_model="tiny-lift", dtype="fp32").result
+    return handle
+
+
+def test_sds_lift_runs_with_the_model(node_classes, microwave, tiny_model):
+    mesh, cameras = microwave
+    video = run_node(node_classes["MultiViewVideoFromMesh"], mesh=mesh, cameras=cameras, part_name="link_0",
+                     num_frames=3, fraction=0.5, prompt="the door of the microwave is being opened").result[0]
+    out = run_node(node_classes["GaussianSDSLift"], mesh=mesh, part_name="link_0", cameras=cameras, guidance="sds",
+                   video=video, model=tiny_model, iterations=4, learning_rate=0.01, num_gaussians=200, rigid=True,
+                   guidance_scale=5.0, t_min=0.02, t_max=0.5, seed=0, backend="torch").result
+    sequence, loss_map = out[0], out[2]
+    assert sequence.points.shape[0] == 3 and np.isfinite(sequence.points).all()
+    assert len(loss_map["loss"]) >= 1
