@@ -56,7 +56,7 @@ log = logging.getLogger("atop")
 
 FORMAT = "atop-reference-clip"
 VERSION = 1
-FRAME_MARGIN = 0.95  # the fitted camera keeps every pose inside 95% of the half-image
+FRAME_MARGIN = 0.95  # the fitted camera keeps every pose inside 95% of the half-image (or the rest state's reach)
 
 
 @dataclass
@@ -78,13 +78,13 @@ class ReferenceClip:
     def num_frames(self) -> int:
         return int(self.frames.shape[1])
 
-    def to_training_clip(self):
-        """The fine-tuning loop's view of this clip."""
-        from .finetune import TrainingClip
+    @property
+    def cameras(self) -> CameraRig:  # the name the fine-tuning code reads
+        return self.rig
 
-        name = self.meta.get("folder") or self.meta.get("object", {}).get("name", "")
-        return TrainingClip(frames=self.frames, masks=self.masks, cameras=self.rig, prompt=self.prompt,
-                            name=str(name))
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("folder") or self.meta.get("object", {}).get("name", ""))
 
 
 # --- rendering -----------------------------------------------------------------------------------------------
@@ -93,12 +93,18 @@ def _fit_rig(poses: list[np.ndarray], resolution: int, elevation_deg: float) -> 
     inside the images (an opened lid or door can leave the unit box the rest state fits in)."""
     pts = np.concatenate(poses)  # [N, 3]
     distance = DEFAULT_DISTANCE
+
+    def reach(rig: CameraRig, points: np.ndarray) -> float:  # largest |offset| from the centre, 1 = border
+        px, depth = world_to_pixels(rig, points)
+        half = np.array([rig.width, rig.height]) / 2
+        return float(np.abs((px - half) / half).max()) if np.all(depth > 0) else np.inf
+
+    # allowed reach: the margin, or what the rest state already fills at the default distance
+    allowed = max(FRAME_MARGIN, min(1.0, reach(imagedream_rig(elevation_deg=elevation_deg, resolution=resolution,
+                                                              distance=distance), poses[0])))
     for _ in range(100):
         rig = imagedream_rig(elevation_deg=elevation_deg, resolution=resolution, distance=distance)
-        px, depth = world_to_pixels(rig, pts)
-        half = np.array([rig.width, rig.height]) / 2
-        reach = float(np.abs((px - half) / half).max()) if np.all(depth > 0) else np.inf
-        if reach <= FRAME_MARGIN:
+        if reach(rig, pts) <= allowed:
             break
         distance *= 1.03  # small steps: the closest distance that fits, within 3%
     if distance > DEFAULT_DISTANCE:

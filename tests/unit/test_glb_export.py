@@ -1,0 +1,77 @@
+"""Static GLB export: named parts, exact vertices and UVs, textures kept, Y-up on disk, atomic writes."""
+import os
+
+import numpy as np
+import pytest
+import trimesh
+
+from atop_models.errors import InputError
+from atop_models.export.glb import Y_UP_FROM_Z_UP, part_mesh_to_scene, write_glb
+from atop_models.mesh.articulate import posed_vertices
+from atop_models.mesh.loaders import load_part_mesh
+from atop_models.mesh.procedural import make_object
+from atop_models.types import Material, PartMesh
+
+
+def part_vertices(mesh, name):
+    return mesh.vertices[np.unique(mesh.faces[mesh.face_part == mesh.part_index(name)])]
+
+
+@pytest.mark.parametrize("category", ["cabinet", "chest_of_drawers", "washing_machine", "laptop"])
+@pytest.mark.parametrize("frame", ["source", "normalized"])
+def test_round_trip_through_the_loader(tmp_path, category, frame):
+    mesh = make_object(category, 2)
+    path = write_glb(mesh, tmp_path / "obj.glb", frame=frame)
+    assert os.listdir(tmp_path) == ["obj.glb"]  # no temp file left behind
+    back = load_part_mesh(path)  # glTF Y-up -> Z-up, then normalised again
+    assert sorted(back.part_names) == sorted(mesh.part_names)
+    for name in mesh.part_names:
+        assert np.allclose(part_vertices(back, name), part_vertices(mesh, name), atol=1e-6)
+        a, b = mesh.part_index(name), back.part_index(name)
+        tex_a = mesh.materials[mesh.face_material[mesh.face_part == a][0]].texture
+        tex_b = back.materials[back.face_material[back.face_part == b][0]].texture
+        assert np.array_equal(tex_a, tex_b[..., :3])
+    assert np.allclose(np.sort(back.uv, axis=0), np.sort(mesh.uv, axis=0), atol=1e-6)
+
+
+def test_file_is_y_up_in_source_units_with_named_nodes(tmp_path):
+    mesh = make_object("fridge", 4)
+    scene = trimesh.load(write_glb(mesh, tmp_path / "f.glb"), force="scene", process=False)
+    assert sorted(scene.graph.nodes_geometry) == sorted(mesh.part_names)
+    lo, hi = scene.bounds
+    s = mesh.normalized_from_source[0, 0]
+    extent_z_up = (mesh.vertices.max(0) - mesh.vertices.min(0)) / s  # metres
+    assert np.allclose(hi - lo, extent_z_up[[0, 2, 1]], atol=1e-6)  # height along glTF +Y
+    assert lo[1] > -1e-6  # standing on the floor (source frame: z = 0 -> y = 0)
+    for geom in scene.geometry.values():
+        mat = geom.visual.material
+        assert mat.baseColorTexture is not None and mat.baseColorTexture.size[0] >= 64
+
+
+def test_vertex_override_exports_the_pose():
+    mesh = make_object("cabinet", 0)
+    posed = posed_vertices(mesh, {"door": 1.2})
+    scene = part_mesh_to_scene(mesh, frame="normalized", vertices=posed)
+    door = np.asarray(scene.geometry["door"].vertices) @ Y_UP_FROM_Z_UP  # back to Z-up
+    idx = np.unique(mesh.faces[mesh.face_part == mesh.part_index("door")])
+    assert np.allclose(door, posed[idx]) and not np.allclose(door, mesh.vertices[idx], atol=1e-3)
+    with pytest.raises(InputError, match="shape"):
+        part_mesh_to_scene(mesh, vertices=posed[:10])
+    with pytest.raises(InputError, match="frame"):
+        part_mesh_to_scene(mesh, frame="world")
+
+
+def test_part_with_several_materials_gets_one_atlas(tmp_path):
+    box = trimesh.creation.box(extents=(1, 1, 1))
+    V = np.concatenate([box.vertices, box.vertices + [2, 0, 0]])
+    F = np.concatenate([box.faces, box.faces + 8])
+    tex = (np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8)
+    mesh = PartMesh(vertices=V, faces=F, face_part=np.zeros(len(F), np.int64), part_names=["thing"],
+                    materials=[Material("a", np.array([1.0, 1, 1, 1]), tex), Material("b", np.array([0.2, 0.4, 0.8, 1]))],
+                    face_material=np.repeat([0, 1], len(box.faces)), uv=np.random.default_rng(1).random((16, 2)))
+    scene = part_mesh_to_scene(mesh, frame="normalized")
+    assert list(scene.geometry) == ["thing"]
+    img = np.asarray(scene.geometry["thing"].visual.material.baseColorTexture)
+    assert img.shape[1] == 2 * img.shape[0]  # two tiles side by side
+    back = load_part_mesh(write_glb(mesh, tmp_path / "t.glb", frame="normalized"))
+    assert back.part_names == ["thing"] and len(back.faces) == len(F)
