@@ -126,3 +126,23 @@ def api_to_ui(prompt: dict, object_info: dict, *, columns: int = 4, title: str |
     if title:
         ui["extra"]["title"] = title
     return ui
+
+
+def fill_widget_defaults(prompt: dict, object_info: dict) -> dict:
+    """Fills every required widget the prompt leaves out with its default (combos: the first option)."""
+    out = {}
+    for node_id, node in prompt.items():
+        info = object_info[node["class_type"]]
+        inputs = dict(node["inputs"])
+        for name, io_type, options in _ordered_inputs(info):
+            if name in inputs or not is_widget(io_type) or name not in info["input"].get("required", {}):
+                continue
+            if "default" in options:
+                inputs[name] = options["default"]
+            else:
+                choices = io_type if isinstance(io_type, list) else options.get("options") or []
+                if not choices:
+                    raise ValueError(f"{node['class_type']}.{name} has no default and no options")
+                inputs[name] = choices[0]
+        out[node_id] = {"class_type": node["class_type"], "inputs": inputs}
+    return out

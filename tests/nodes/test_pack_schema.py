@@ -59,3 +59,18 @@ def test_comfy_imports_stay_in_the_adapter_module():
         if _imports(path) & comfy_modules:
             offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, f"modules importing ComfyUI directly: {offenders}"
+
+
+def test_custom_types_keep_their_own_names(node_classes):
+    """Each input/output reports the io type it was declared with (a shared Input class would not)."""
+    expected = {"mesh": "ATOP_PART_MESH", "cameras": "ATOP_CAMERAS", "model": "ATOP_MV_MODEL",
+                "video": "ATOP_MV_VIDEO", "points": "ATOP_POINT_SEQUENCE", "joint": "ATOP_JOINT"}
+    seen = 0
+    for node_id, cls in node_classes.items():
+        info = cls.GET_NODE_INFO_V1()
+        for section in ("required", "optional"):
+            for name, spec in info["input"].get(section, {}).items():
+                if name in expected:
+                    assert spec[0] == expected[name], (node_id, name, spec[0])
+                    seen += 1
+    assert seen >= 10

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from atop_models.workflow_format import fill_widget_defaults
 from tests.comfy_host import ROOT, execution_error
 
 pytestmark = pytest.mark.server
@@ -89,7 +90,7 @@ def test_bad_input_comes_back_with_our_message(comfy):
         "4": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
         "5": {"class_type": "MaskPreview", "inputs": {"mask": ["3", 0]}},
     }
-    entry = comfy.wait(comfy.queue(prompt), timeout=300)
+    entry = comfy.wait(comfy.queue(fill_widget_defaults(prompt, comfy.object_info())), timeout=300)
     error = execution_error(entry)
     assert error is not None and error["node_type"] == "PartMaskRender"
     message = error["exception_message"]
@@ -103,7 +104,7 @@ def test_missing_file_names_the_node_and_the_path(comfy):
         "2": {"class_type": "MeshMultiViewRender", "inputs": {"mesh": ["1", 0]}},
         "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
     }
-    entry = comfy.wait(comfy.queue(prompt), timeout=300)
+    entry = comfy.wait(comfy.queue(fill_widget_defaults(prompt, comfy.object_info())), timeout=300)
     error = execution_error(entry)
     assert error is not None and error["node_type"] == "LoadPartMesh"
     assert error["exception_message"].startswith("ATOP LoadPartMesh:") and "does_not_exist.glb" in error["exception_message"]
@@ -123,6 +124,7 @@ def test_interrupt_stops_a_long_running_node(comfy):
         "5": {"class_type": "OBBAxisSearch", "inputs": {"points": ["4", 0], "mesh": ["1", 0]}},
         "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 1]}},
     }
+    prompt = fill_widget_defaults(prompt, comfy.object_info())
     ws = WebSocket(comfy.url, f"/ws?clientId={comfy.client_id}")
     try:
         prompt_id = comfy.queue(prompt)
