@@ -423,7 +423,8 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
     winner, why = _choose(scored, zero, settings, data.size, data.rest.mean(axis=0))
     axis, origin, amounts = _canonical(winner["type"], winner["axis"], winner["origin"], winner["amounts"], data.rest)
     moved = _max_displacement(winner["type"], axis, origin, amounts, data.rest)
-    if moved < 1e-6 * data.size or (zero > 0 and zero - winner["score"] < 0.01 * zero):
+    no_gain = refine_result and zero > 0 and zero - winner["score"] < 0.01 * zero
+    if moved < 1e-6 * data.size or no_gain:
         raise InputError(f"the part '{seq.part_name}' does not move in the point sequence (largest displacement "
                          f"{moved:.3g}, chamfer to the rest state {zero:.3g}); frames with no motion cannot "
                          "reveal a joint; check the part labels or the motion stage")
