@@ -32,6 +32,7 @@ class GaussianInit:
     scales: np.ndarray  # [N] isotropic initial scale (local point spacing)
     face_ids: np.ndarray  # [N]
     moving_parts: list[str]
+    normals: np.ndarray | None = None  # [N, 3] unit surface normals (flat "surfel" Gaussians when given)
 
 
 def moving_parts_for(mesh: PartMesh, part_name: str) -> list[str]:
@@ -105,8 +106,23 @@ def init_gaussians(mesh: PartMesh, part_name: str, num_static: int, num_moving: 
             scales[sel] = 0.01 * mesh.bbox_diagonal
     scales = np.clip(scales, 1e-4 * mesh.bbox_diagonal, 0.05 * mesh.bbox_diagonal)
     colors = gaussian_colors(mesh, means, face_ids, verts)
+    tri = verts[mesh.faces[face_ids]]  # [N, 3, 3]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
     return GaussianInit(means=means, moving=moving, colors=colors, scales=scales, face_ids=face_ids,
-                        moving_parts=moving_parts)
+                        moving_parts=moving_parts, normals=normals)
+
+
+SURFEL_FLATNESS = 0.1  # thickness / width of a surface Gaussian
+
+
+def quats_z_to(normals: np.ndarray) -> np.ndarray:  # [N, 3] unit -> [N, 4] (w, x, y, z)
+    """Rotations taking +z to each normal (the shortest arc; 180 degrees about x for -z)."""
+    n = np.asarray(normals, dtype=np.float64)
+    q = np.stack([1.0 + n[:, 2], -n[:, 1], n[:, 0], np.zeros(len(n))], -1)
+    flip = q[:, 0] < 1e-8
+    q[flip] = [0.0, 1.0, 0.0, 0.0]
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
 def axis_angle_to_matrix(v: torch.Tensor) -> torch.Tensor:  # [..., 3] -> [..., 3, 3]
@@ -154,8 +170,15 @@ class FrameGaussians(nn.Module):
         self.register_buffer("pivot", self.rest[self.moving_idx].mean(0))  # [3]
         n, m = len(init.means), int(init.moving.sum())
         self.features = nn.Parameter(features.to(**kw).clone())  # [N, C]
-        self.log_scales = nn.Parameter(torch.as_tensor(np.log(init.scales), **kw)[:, None].repeat(1, 3))
-        self.quats = nn.Parameter(torch.tensor([1.0, 0.0, 0.0, 0.0], **kw).repeat(n, 1))
+        log_s = torch.as_tensor(np.log(init.scales), **kw)[:, None].repeat(1, 3)
+        if init.normals is not None:
+            # flat discs in the surface: a thick blob would widen the silhouette beyond the mesh's
+            log_s[:, 2] += math.log(SURFEL_FLATNESS)
+            quats = torch.as_tensor(quats_z_to(init.normals), **kw)
+        else:
+            quats = torch.tensor([1.0, 0.0, 0.0, 0.0], **kw).repeat(n, 1)
+        self.log_scales = nn.Parameter(log_s)
+        self.quats = nn.Parameter(quats)
         self.opacity_logits = nn.Parameter(torch.full((n,), math.log(opacity / (1 - opacity)), **kw))
         if rigid:
             self.rotations = nn.Parameter(torch.zeros(num_frames - 1, 3, **kw))  # axis-angle per frame

@@ -22,6 +22,8 @@ from ..types import CameraRig, MultiViewVideo
 
 log = logging.getLogger("atop")
 
+COVERAGE_THRESHOLD = 2.0 / 255.0  # a pixel further than this from the background colour shows the object
+
 
 def check_rig_matches(video_rig: CameraRig, rig: CameraRig, atol: float = 1e-4) -> None:
     """InputError unless the video was made with the same cameras (pose and field of view; any size)."""
@@ -53,7 +55,7 @@ class VideoGuidance:
     supports_frame_subsets = True
 
     def __init__(self, video: MultiViewVideo, rig: CameraRig, *, target: str = "auto", resolution: int = 64,
-                 device=None, dtype=torch.float32):
+                 silhouette_weight: float = 1.0, device=None, dtype=torch.float32):
         check_rig_matches(video.rig, rig)
         if target not in ("auto", "rgb", "latent"):
             raise InputError(f"video guidance target must be auto, rgb or latent, got {target!r}")
@@ -66,6 +68,7 @@ class VideoGuidance:
         if target == "latent":
             lat = torch.as_tensor(np.asarray(video.latents), dtype=dtype, device=device)  # [V, F, 4, h, w]
             self.frames = lat.permute(1, 0, 3, 4, 2).contiguous()  # [F, V, h, w, 4]
+            self.coverage = None
         else:
             if resolution < 8:
                 raise InputError(f"the working resolution must be at least 8 pixels, got {resolution}")
@@ -73,16 +76,28 @@ class VideoGuidance:
             V, F, H, W, _ = rgb.shape
             h, w = resolution, max(1, round(resolution * W / H))
             x = rgb.reshape(V * F, H, W, 3).permute(0, 3, 1, 2)
+            # object coverage: pixels that differ from the background colour, at the video's own resolution
+            bg = _corner_background(rgb)
+            cov = ((rgb - bg).abs().amax(-1) > COVERAGE_THRESHOLD).to(dtype).reshape(V * F, 1, H, W)
             x = Fn.interpolate(x, size=(h, w), mode="area") if (h, w) != (H, W) else x
+            cov = Fn.interpolate(cov, size=(h, w), mode="area") if (h, w) != (H, W) else cov
             self.frames = x.permute(0, 2, 3, 1).reshape(V, F, h, w, 3).transpose(0, 1).contiguous()
+            self.coverage = cov.reshape(V, F, h, w).transpose(0, 1).contiguous()  # [F, V, h, w]
         self.height, self.width, self.feature_dim = self.frames.shape[2], self.frames.shape[3], self.frames.shape[4]
         self.background = _corner_background(self.frames)  # [C]
+        self.silhouette_weight = float(silhouette_weight) if target == "rgb" else 0.0
 
-    def loss(self, render: torch.Tensor, step: int, total: int,
-             frames: Optional[Sequence[int]] = None) -> Optional[torch.Tensor]:
-        """Mean squared error over the given frames ([F', V, H, W, C] renders of ``frames``)."""
-        target = self.frames if frames is None else self.frames[list(frames)]
-        return ((render - target) ** 2).mean()
+    def loss(self, render: torch.Tensor, step: int, total: int, frames: Optional[Sequence[int]] = None,
+             alpha: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+        """Mean squared error over the given frames ([F', V, H, W, C] renders of ``frames``), plus (RGB
+        target, ``alpha`` [F', V, H, W] given) ``silhouette_weight`` x the squared error between the rendered
+        opacity and the video's object coverage. The silhouette does not depend on shading, which a
+        Gaussian's single colour cannot follow as a part turns (the video's lighting is view dependent)."""
+        sel = slice(None) if frames is None else list(frames)
+        loss = ((render - self.frames[sel]) ** 2).mean()
+        if alpha is not None and self.coverage is not None and self.silhouette_weight > 0:
+            loss = loss + self.silhouette_weight * ((alpha - self.coverage[sel]) ** 2).mean()
+        return loss
 
     def preview(self, render: torch.Tensor, frames: Optional[Sequence[int]] = None) -> np.ndarray:
         """[F', 2H, V*W, 3]: each render above its target frame."""
@@ -140,8 +155,8 @@ class SDSGuidance:
         a, b = max(int(lo * T), 1), max(min(int(hi * T), T - 1), 1)
         return int(torch.randint(a, b + 1, (1,), generator=self.generator).item())
 
-    def loss(self, render: torch.Tensor, step: int, total: int,
-             frames: Optional[Sequence[int]] = None) -> Optional[torch.Tensor]:
+    def loss(self, render: torch.Tensor, step: int, total: int, frames: Optional[Sequence[int]] = None,
+             alpha: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
         if frames is not None and list(frames) != list(range(self.num_frames)):
             raise ValueError("score distillation needs every frame in each step")
         z = render.permute(0, 1, 4, 2, 3)  # [F, V, 4, h, w]

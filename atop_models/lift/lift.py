@@ -22,6 +22,28 @@ log = logging.getLogger("atop")
 
 Guidance = Union[VideoGuidance, SDSGuidance]
 MAX_BAD_STEPS = 10  # consecutive non-finite steps before giving up
+APPEARANCE_SHARE = 0.15  # video curriculum: share of the steps fitting appearance on the rest frame
+TRACK_SHARE = 0.6  # share tracking the frames one at a time (the rest polishes random frame subsets)
+TRACK_LR_START, TRACK_LR_END = 3.0, 0.1  # motion learning-rate factors over one frame's tracking window
+POLISH_FRAMES = 2
+
+
+def frame_schedule(iterations: int, num_frames: int, curriculum: bool) -> list[tuple[str, int, int, int]]:
+    """Per step (phase, frame, window start, window length). Without a curriculum every step renders all
+    frames ("all"). With one: "appearance" (rest frame only: features, scales, opacities), then "track"
+    (frame f alone, its motion warm-started from the frames before; one frame per step keeps a step as
+    cheap as a single-frame render), then "polish" (random frame subsets, every parameter)."""
+    if not curriculum:
+        return [("all", -1, 0, iterations)] * iterations
+    moving = num_frames - 1
+    n_app = max(1, int(round(APPEARANCE_SHARE * iterations)))
+    per = max(1, int(TRACK_SHARE * iterations) // moving)
+    plan = [("appearance", 0, 0, n_app)] * n_app
+    for f in range(1, num_frames):
+        plan += [("track", f, len(plan), per)] * per
+    n_pol = max(iterations - len(plan), 0)
+    plan += [("polish", -1, len(plan), n_pol)] * n_pol
+    return plan[:iterations] if len(plan) >= iterations else plan
 
 
 @dataclass
@@ -56,9 +78,10 @@ def lift_gaussians(
     """Optimise per-frame Gaussians of ``mesh`` whose part ``part_name`` moves, against ``guidance``.
 
     ``num_gaussians`` are split between the moving part (``moving_fraction``) and the rest; ``vertices``
-    gives the rest state when it differs from the mesh's own. With ``curriculum`` (video guidance only),
-    frame f joins the optimisation after the frames before it, starting from their motion extrapolated;
-    ``frames_per_step`` then renders a random subset of the active frames per step. ``isometry_weight``
+    gives the rest state when it differs from the mesh's own. With ``curriculum`` (video guidance only; see
+    ``frame_schedule``) appearance is fitted on the rest frame, then each frame is tracked alone, starting
+    from the motion of the frames before it extrapolated, then random subsets of ``frames_per_step`` frames
+    (default 2) polish everything. At least one step per frame is needed for a full curriculum. ``isometry_weight``
     keeps the free (non-rigid) moving Gaussians' neighbour distances. Raises DivergenceError on NaN/Inf.
     """
     if iterations < 1:
@@ -81,8 +104,7 @@ def lift_gaussians(
         features = torch.zeros(len(init.means), guidance.feature_dim, dtype=dtype)
     model = FrameGaussians(init, F, features, rigid=rigid, device=device, dtype=dtype)
     background = guidance.background.to(device=device, dtype=dtype)
-    opt = torch.optim.Adam([
-        {"params": model.motion_parameters(), "lr": learning_rate},
+    appearance_opt = torch.optim.Adam([
         {"params": [model.features], "lr": 0.02},
         {"params": [model.log_scales, model.quats, model.opacity_logits], "lr": 0.005},
     ], eps=1e-15)
@@ -92,9 +114,8 @@ def lift_gaussians(
         rest_len = torch.as_tensor(rest_len, dtype=dtype, device=device)
         spacing2 = rest_len.mean().clamp_min(1e-12) ** 2
 
-    use_curriculum = curriculum and guidance.supports_frame_subsets
-    warm = int(0.6 * iterations) if use_curriculum else 0
-    active = 1 if use_curriculum else F - 1  # highest active frame
+    use_curriculum = curriculum and guidance.supports_frame_subsets and F > 1
+    plan = frame_schedule(iterations, F, use_curriculum)
     rng = np.random.default_rng(seed)
     scene_size = max(mesh.bbox_diagonal, 1e-6)
     centre = torch.as_tensor(mesh.vertices.mean(0), dtype=dtype, device=device)
@@ -102,31 +123,52 @@ def lift_gaussians(
     skipped = bad_run = 0
     info = ""
     preview_every = max(iterations // 10, 1)
+    motion_opt, window = None, None
     for step in range(iterations):
-        if use_curriculum:
-            target_active = min(F - 1, 1 + (step * (F - 1)) // max(warm, 1)) if step < warm else F - 1
-            while active < target_active:
-                active += 1
-                model.copy_frame(active - 1, active)
-        frames = list(range(active + 1))
-        if use_curriculum and frames_per_step and len(frames) > frames_per_step:
-            frames = sorted(rng.choice(frames, size=frames_per_step, replace=False).tolist())
+        phase, frame, start, length = plan[step]
+        if (phase, frame) != window:  # a new tracking window: fresh Adam state, warm start by extrapolation
+            window = (phase, frame)
+            if phase == "track":
+                if frame >= 2:
+                    model.copy_frame(frame - 1, frame)
+                motion_opt = torch.optim.Adam(model.motion_parameters(), lr=learning_rate, eps=1e-15)
+            elif phase in ("polish", "all"):
+                motion_opt = torch.optim.Adam(model.motion_parameters(), lr=learning_rate, eps=1e-15)
+        if phase == "appearance":
+            frames = [0]
+        elif phase == "track":
+            frames = [frame]
+            # large steps first (the warm start may be off), small at the end of the frame's window
+            for g in motion_opt.param_groups:
+                g["lr"] = learning_rate * TRACK_LR_START * (TRACK_LR_END / TRACK_LR_START) ** ((step - start) / max(length - 1, 1))
+        elif phase == "polish":
+            k = min(frames_per_step or POLISH_FRAMES, F)
+            frames = sorted(rng.choice(F, size=k, replace=False).tolist())
+        else:
+            frames = list(range(F))
         means, quats = model.means()[frames], model.frame_quats()[frames]
         render = rasterize_gaussians(means, quats, model.log_scales, model.opacity_logits, model.features, rig,
                                      guidance.width, guidance.height, background=background, backend=backend)
         info = render.info
-        loss = guidance.loss(render.features, step, iterations, frames=frames if use_curriculum else None)
-        if loss is not None and not rigid and isometry_weight > 0:
-            pts = model.means()[1:, model.moving_idx]  # [F-1, M, 3]
-            length = (pts[:, edges[:, 0]] - pts[:, edges[:, 1]]).norm(dim=-1)
-            loss = loss + isometry_weight * ((length - rest_len) ** 2).mean() / spacing2
-        opt.zero_grad(set_to_none=True)
+        loss = guidance.loss(render.features, step, iterations, frames=frames if use_curriculum else None,
+                             alpha=render.alpha)
+        moving_frames = [f for f in frames if f > 0]
+        if loss is not None and not rigid and isometry_weight > 0 and moving_frames:
+            pts = model.means()[moving_frames][:, model.moving_idx]  # [F', M, 3]
+            length_e = (pts[:, edges[:, 0]] - pts[:, edges[:, 1]]).norm(dim=-1)
+            loss = loss + isometry_weight * ((length_e - rest_len) ** 2).mean() / spacing2
+        appearance_opt.zero_grad(set_to_none=True)
+        if motion_opt is not None:
+            motion_opt.zero_grad(set_to_none=True)
         ok = loss is not None and bool(torch.isfinite(loss))
         if ok:
             loss.backward()
             ok = all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
         if ok:
-            opt.step()
+            if phase in ("appearance", "polish", "all"):
+                appearance_opt.step()
+            if phase in ("track", "polish", "all"):
+                motion_opt.step()
             losses.append(float(loss.detach()))
             bad_run = 0
         else:

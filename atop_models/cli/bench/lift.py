@@ -1,0 +1,170 @@
+"""``python -m atop_models bench lift``: stage-2 accuracy from ground-truth motion.
+
+For every revolute, continuous (as revolute) and prismatic joint of the objects in ``--data`` (a folder of
+object folders with a ``manifest.json``, as for ``bench joints``) or of ``--procedural N`` objects, the
+part's ground-truth motion (rest to the upper limit, ``--frames`` frames) is rendered from the 4-view
+ImageDream rig, lifted to per-frame Gaussians with "video" guidance (rigid motion), and the joint is
+estimated from the lifted point sequence. Errors are measured against the ground-truth joint with the
+project's metrics (axis error, position error raw and over the bounding-box diagonal, type accuracy).
+
+The camera distance is chosen per joint so that the object's bounding sphere over the whole motion fits
+the field of view (the opened part stays in view).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import time
+from typing import Optional
+
+import numpy as np
+
+from ...errors import InputError
+
+log = logging.getLogger("atop")
+
+SUMMARY_FIELDS = ("n_joints", "mae_deg", "mpe", "mpe_norm", "type_acc", "ms_per_joint", "seconds_per_joint")
+
+
+def motion_rig(mesh, joint, values, *, resolution: int, fov_deg: float = 40.0, margin: float = 1.05):
+    """ImageDream rig (4 views) whose distance keeps the object's bounding sphere, over every joint value,
+    inside the field of view."""
+    from ...geometry.cameras import DEFAULT_DISTANCE, imagedream_rig
+    from ...mesh.articulate import posed_vertices
+
+    joints = [joint] + [j for j in mesh.joints if j.child != joint.child]
+    radius = max(float(np.linalg.norm(posed_vertices(mesh, {joint.child: float(v)}, joints), axis=1).max())
+                 for v in (values[0], values[-1]))
+    distance = max(DEFAULT_DISTANCE, margin * radius / math.sin(math.radians(fov_deg) / 2))
+    return imagedream_rig(num_views=4, fov_deg=fov_deg, distance=distance, resolution=resolution)
+
+
+def lift_joint(mesh, joint, *, frames: int = 10, iterations: int = 300, resolution: int = 64,
+               num_gaussians: int = 1500, supersample: int = 2, seed: int = 0, joint_type: str = "auto"):
+    """Render ``joint``'s ground-truth motion, lift it with video guidance (rigid) and estimate the joint.
+
+    Returns (estimated Joint, LiftResult, seconds for lift + estimation, camera distance)."""
+    from ...geometry.joint_search import estimate_joint
+    from ...lift.guidance import VideoGuidance
+    from ...lift.lift import lift_gaussians
+    from ...render.motion import opening_values, render_joint_motion
+
+    values = opening_values(joint, frames)
+    rig = motion_rig(mesh, joint, values, resolution=resolution * supersample)
+    video = render_joint_motion(mesh, joint, values, rig)
+    t0 = time.perf_counter()
+    guidance = VideoGuidance(video, rig, target="rgb", resolution=resolution)
+    result = lift_gaussians(mesh, joint.child, rig, guidance, iterations=iterations, num_gaussians=num_gaussians,
+                            rigid=True, seed=seed, backend="torch")
+    pred = estimate_joint(result.sequence, joint_type=joint_type)
+    return pred, result, time.perf_counter() - t0, rig.distance
+
+
+def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolution: int = 64,
+                  num_gaussians: int = 1500, limit: int = 0, seed: int = 0, verbose: bool = False) -> dict:
+    """Lift every (object id, category, mesh, [(gt joint, mesh joint)]) of ``objects``; returns
+    {"summary", "joints", "failed"} (summary as in ``bench joints`` plus seconds_per_joint)."""
+    from ...geometry.metrics import joint_errors
+
+    rows, failed = [], []
+    count = 0
+    for oid, cat, mesh, pairs in objects:
+        diag = mesh.bbox_diagonal
+        for gt, mj in pairs:
+            if limit and count >= limit:
+                break
+            count += 1
+            try:
+                pred, result, seconds, distance = lift_joint(
+                    mesh, mj, frames=frames, iterations=iterations, resolution=resolution,
+                    num_gaussians=num_gaussians, seed=seed)
+            except InputError as exc:
+                failed.append({"object": oid, "category": cat, "part": gt.child, "error": str(exc)})
+                print(f"{oid} {gt.child}: failed: {exc}", flush=True)
+                continue
+            err = joint_errors(pred, gt, diag)
+            row = dict(err, object=oid, category=cat, part=gt.child, seconds=seconds, ms=1000 * seconds,
+                       camera_distance=distance, lift_seconds=result.seconds, backend=result.backend,
+                       final_loss=float(np.nanmean(result.losses[-10:])), method=pred.method,
+                       pred=pred.to_dict() | {"candidates": pred.candidates[:3]}, gt=gt.to_dict())
+            rows.append(row)
+            if verbose:
+                pos = row["pos_err_norm"]
+                print(f"{oid:<28} {gt.child:<14} {gt.type:<9} -> {pred.type:<9} axis {row['axis_err_deg']:7.3f} deg"
+                      f"  pos/diag {'   -   ' if pos is None else f'{pos:7.4f}'}  {seconds:6.1f} s", flush=True)
+        if limit and count >= limit:
+            break
+    return {"summary": summary(rows, failed), "joints": rows, "failed": failed}
+
+
+def summary(rows: list[dict], failed: Optional[list] = None) -> dict:
+    from ...geometry.metrics import summarize
+
+    s = summarize(rows)
+    if rows:
+        s["seconds_per_joint"] = float(np.mean([r["seconds"] for r in rows]))
+    s["n_failed"] = len(failed or [])
+    return s
+
+
+def print_table(result: dict, title: str) -> None:
+    print(f"\n{title}")
+    print(f"{'category':<24} {'joints':>6} {'MAE deg':>9} {'max deg':>9} {'MPE':>8} {'MPE/diag':>9} "
+          f"{'type acc':>8} {'s@5':>5} {'s@10':>5} {'s/joint':>8}")
+    rows = result["joints"]
+    cats = sorted({r["category"] for r in rows})
+    f = lambda v: "   -" if v is None else f"{v:.4f}"  # noqa: E731
+    for name, sel in [(c, [r for r in rows if r["category"] == c]) for c in cats] + [("TOTAL", rows)]:
+        s = summary(sel)
+        if not s["n_joints"]:
+            continue
+        print(f"{name:<24} {s['n_joints']:>6} {s['mae_deg']:>9.3f} {s['max_axis_err_deg']:>9.3f} {f(s['mpe']):>8} "
+              f"{f(s['mpe_norm']):>9} {s['type_acc']:>8.3f} {s['success_5']:>5.2f} {s['success_10']:>5.2f} "
+              f"{s['seconds_per_joint']:>8.1f}")
+    if result["failed"]:
+        print(f"{len(result['failed'])} joint(s) failed: " + "; ".join(f"{r['object']}/{r['part']}"
+                                                                     for r in result["failed"]))
+
+
+def run(args) -> int:
+    from .joints import _objects
+
+    if not args.procedural and not args.data:
+        raise InputError("give --data DIR (a folder with manifest.json) or --procedural N")
+    t0 = time.perf_counter()
+    result = run_benchmark(_objects(args), frames=args.frames, iterations=args.iterations,
+                           resolution=args.resolution, num_gaussians=args.gaussians, limit=args.limit,
+                           seed=args.seed, verbose=args.verbose)
+    print_table(result, f"lift from ground-truth motion ({args.frames} frames, 4 views, {args.resolution} px, "
+                        f"{args.iterations} iterations, {args.gaussians} Gaussians, rigid video guidance)")
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        settings = {k: v for k, v in vars(args).items() if k != "func"}
+        out = dict(result, settings=settings)
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(out, fh, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+        os.replace(tmp, args.json)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("lift", help="lift accuracy: ground-truth motion video -> Gaussians -> joint")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="", help="folder of object folders with manifest.json")
+    p.add_argument("--procedural", type=int, default=0, help="use N procedural objects instead of --data")
+    p.add_argument("--iterations", type=int, default=300, help="lift iterations per joint")
+    p.add_argument("--resolution", type=int, default=64, help="working resolution of the lift (pixels)")
+    p.add_argument("--frames", type=int, default=10, help="frames from rest to the upper limit")
+    p.add_argument("--gaussians", type=int, default=1500, help="Gaussians per object (half on the moving part)")
+    p.add_argument("--limit", type=int, default=0, help="stop after this many joints (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default="", help="write per-joint results and the summary to this file")
+    p.add_argument("--verbose", action="store_true", help="print every joint")
