@@ -5,7 +5,7 @@
 
 Widget inputs are the ones whose type is a value type (INT, FLOAT, STRING, BOOLEAN, COMBO or an option
 list); every other input is a socket. ``widgets_values`` lists widget values in input order, with one extra
-entry after each input that has ``control_after_generate`` (the frontend's "fixed/randomize" control).
+entry after each seed-like input (the frontend's "fixed/randomize" control, see ``has_seed_control``).
 """
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def is_widget(io_type: Any) -> bool:
     return isinstance(io_type, list) or io_type in WIDGET_TYPES
 
 
+def has_seed_control(name: str, io_type: Any, options: dict) -> bool:
+    """Whether the page adds a "control after generate" value after this widget: when the definition asks
+    for it, and (as the ComfyUI frontend does) for INT inputs named seed/noise_seed that do not say."""
+    if "control_after_generate" in options:
+        return bool(options["control_after_generate"])
+    return io_type == "INT" and name in ("seed", "noise_seed")
+
+
 def ui_to_api(ui: dict, object_info: dict) -> dict:
     """The API prompt a UI workflow means (what the page's "queue" would send), for active nodes."""
     links = {link[0]: link for link in ui.get("links", [])}
@@ -46,7 +54,7 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
             if is_widget(io_type):
                 if values:
                     inputs[name] = values.pop(0)
-                if options.get("control_after_generate") and values:
+                if has_seed_control(name, io_type, options) and values:
                     values.pop(0)
         for slot in node.get("inputs", []):
             link_id = slot.get("link")
@@ -92,7 +100,7 @@ def api_to_ui(prompt: dict, object_info: dict, *, columns: int = 4, title: str |
                 choices = io_type if isinstance(io_type, list) else options.get("options") or [None]
                 default = options.get("default", choices[0] if io_type == "COMBO" or isinstance(io_type, list) else None)
                 widgets.append(None if linked else value if name in node["inputs"] else default)
-                if options.get("control_after_generate"):
+                if has_seed_control(name, io_type, options):
                     widgets.append("fixed")
                 if not linked:
                     continue
@@ -108,11 +116,12 @@ def api_to_ui(prompt: dict, object_info: dict, *, columns: int = 4, title: str |
             for i, (out_type, out_name) in enumerate(zip(info["output"], info.get("output_name", info["output"])))
         ]
         col = depth[nid]
-        row = column_fill.get(col, 0)
-        column_fill[col] = row + 1
+        height = 80 + 24 * (len(widgets) + len(inputs) + len(outputs))
+        top = column_fill.get(col, 60)
+        column_fill[col] = top + height + 40
         nodes.append({
-            "id": int(nid), "type": node["class_type"], "pos": [60 + 380 * col, 60 + 330 * row],
-            "size": [340, 120 + 26 * len(widgets)], "flags": {}, "order": order, "mode": 0,
+            "id": int(nid), "type": node["class_type"], "pos": [60 + 400 * col, top],
+            "size": [360, height], "flags": {}, "order": order, "mode": 0,
             "inputs": inputs, "outputs": outputs,
             "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets,
         })
@@ -129,13 +138,14 @@ def api_to_ui(prompt: dict, object_info: dict, *, columns: int = 4, title: str |
 
 
 def fill_widget_defaults(prompt: dict, object_info: dict) -> dict:
-    """Fills every required widget the prompt leaves out with its default (combos: the first option)."""
+    """Fills every widget (required or optional) the prompt leaves out with its default (combos: the first
+    option), as the ComfyUI page does when it turns a graph into a prompt."""
     out = {}
     for node_id, node in prompt.items():
         info = object_info[node["class_type"]]
         inputs = dict(node["inputs"])
         for name, io_type, options in _ordered_inputs(info):
-            if name in inputs or not is_widget(io_type) or name not in info["input"].get("required", {}):
+            if name in inputs or not is_widget(io_type):
                 continue
             if "default" in options:
                 inputs[name] = options["default"]

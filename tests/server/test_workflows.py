@@ -39,5 +39,5 @@ def test_api_twin_sets_every_widget(comfy, name):
         spec = info[node["class_type"]]
         for section in ("required", "optional"):
             for input_name, input_spec in spec["input"].get(section, {}).items():
-                if is_widget(input_spec[0]) and section == "required":
+                if is_widget(input_spec[0]):
                     assert input_name in node["inputs"], f"{name}: node {node_id} does not set {input_name}"
