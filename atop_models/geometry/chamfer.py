@@ -43,3 +43,17 @@ def batched_chamfer(moved: np.ndarray, target: np.ndarray, cap: float = np.inf) 
     fwd = np.sqrt(d2.min(axis=2))  # [B, N]
     bwd = np.sqrt(d2.min(axis=1))  # [B, M]
     return capped_mean(fwd, cap) + capped_mean(bwd, cap)
+
+
+def batched_chamfer_frames(moved: np.ndarray, targets: np.ndarray, cap: float = np.inf) -> np.ndarray:  # [B, F]
+    """Chamfer between B x F small clouds ``moved`` [B, F, N, 3] and the frames' ``targets`` [F, M, 3] (cloud
+    (b, f) against target f), brute force in single precision like ``batched_chamfer``."""
+    moved = np.asarray(moved, dtype=np.float32)
+    targets = np.asarray(targets, dtype=np.float32)
+    d2 = np.einsum("bfni,fmi->bfnm", moved, -2.0 * targets)  # [B, F, N, M]
+    d2 += (moved ** 2).sum(-1)[:, :, :, None]
+    d2 += (targets ** 2).sum(-1)[None, :, None, :]
+    np.maximum(d2, 0.0, out=d2)
+    fwd = np.sqrt(d2.min(axis=3))  # [B, F, N]
+    bwd = np.sqrt(d2.min(axis=2))  # [B, F, M]
+    return capped_mean(fwd, cap) + capped_mean(bwd, cap)

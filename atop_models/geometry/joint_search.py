@@ -1,21 +1,26 @@
 """Joint estimation from a point sequence: the paper's discrete OBB search, then continuous refinement, and
 (when points are tracked across frames) a closed-form correspondence fit.
 
+0. Cleaning: floaters (points whose k-th neighbour is far compared with the cloud's typical spacing) are
+   dropped per frame; the noise level is estimated from the rest frame (spread of points around local
+   planes), and each cloud is denoised along its local normals when it is noisy.
 1. Discrete search (the paper): PCA box of the part's rest points; 7 origins (centre, 6 face centres) x 6
    directions (3 box axes and their negations) x {revolute, prismatic}. For each candidate and frame the
    amount is found by a 1-D search over opening amounts (>= 0: a grid, then golden section); the score is
    the chamfer distance between the moved rest part and that frame's part points, summed over frames.
    Prismatic candidates do not depend on the origin, so each direction is evaluated once and listed for
    the 7 origins. The search compares small random subsets of points (``discrete_points``).
-2. Refinement (beyond the paper): from the best revolute and best prismatic candidates, Gauss-Newton on
-   the capped chamfer residuals (articulated ICP: nearest neighbours both ways, re-found every iteration,
-   truncated-Huber weights) over the axis direction (2 angles), the origin (2 offsets perpendicular to the
-   axis) and every frame's amount.
-3. Correspondences (when ``track_ids`` exist): a robust per-frame rigid fit (Kabsch) of tracked points,
-   screw-axis extraction, then the same Gauss-Newton on the tracked pairs.
-The final joint is the contender with the lowest capped chamfer score on the same points; "auto" type
-prefers prismatic unless a revolute joint explains clearly more of the motion (it can always mimic a
-slide with a far axis). Distances are capped at ``cap`` x object size so outliers cost a bounded amount.
+2. Refinement (beyond the paper): Levenberg-Marquardt on robust (Huber, truncated) point-to-plane plus
+   point-to-point residuals between the moved rest part and every frame (nearest neighbours both ways,
+   re-found every iteration; all frames share one k-d tree built once), jointly over the axis direction
+   (2 angles), the origin (2 offsets perpendicular to the axis) and every frame's amount. Tracked points,
+   when there are any, add their own residuals. Few points first, then more.
+3. Correspondences (when ``track_ids`` exist): a robust per-frame rigid fit (Kabsch) of tracked points and
+   screw-axis extraction. When the tracks agree with one rigid motion per frame (reliable tracks), they
+   decide alone; otherwise their fit is one more starting point of the refinement.
+The final joint is the contender with the lowest robust score on the same points; "auto" type prefers
+prismatic unless a revolute joint explains clearly more of the motion (it can always mimic a slide with a
+far axis). Distances are capped at ``cap`` x object size so outliers cost a bounded amount.
 """
 from __future__ import annotations
 
@@ -28,9 +33,10 @@ from scipy.spatial import cKDTree
 
 from ..errors import InputError
 from ..types import Joint, PointSequence
-from .chamfer import batched_chamfer
+from .chamfer import batched_chamfer_frames
 from .obb import candidate_origins, pca_obb
-from .screw import huber_weights, prismatic_from_transforms, revolute_from_transforms, robust_rigid_fit, robust_scale
+from .screw import (huber_weights, prismatic_from_transforms, revolute_from_transforms, robust_rigid_fit, robust_scale,
+                    robust_translation_fit)
 
 log = logging.getLogger("atop")
 
@@ -41,14 +47,19 @@ JOINT_TYPE_CHOICES = ("auto", "revolute", "prismatic")
 @dataclass
 class SearchSettings:
     discrete_points: int = 32  # points per frame compared by the discrete search
-    refine_points: int = 384  # query points per frame and direction in refinement and final scoring
+    refine_points: int = 400  # query points per frame and direction in the last refinement stage and the score
+    coarse_points: int = 100  # the same in the first refinement stage
+    score_points: int = 200  # the same when contenders are compared
     grid_steps: int = 12  # coarse amounts in [0, max] before golden section
     golden_steps: int = 7
     max_angle: float = np.pi  # revolute search range (radians)
     max_slide: float = 1.0  # prismatic search range, as a fraction of the object size
     cap: float = 0.05  # distance cap, fraction of the object size
-    refine_iterations: int = 25
+    refine_iterations: int = 30
     revolute_margin: float = 0.02  # share of the explained motion a revolute joint must gain over a slide
+    revolute_share: float = 0.1  # ... and share of the slide's own score (noise-fitting by the extra freedom)
+    floater_reach: float = 3.0  # a point whose k-th neighbour is farther than this x the median is a floater
+    reliable_tracks: float = 0.9  # share of tracked pairs a rigid fit must explain for tracks to decide alone
     seed: int = 0
 
 
@@ -79,17 +90,36 @@ def joint_motion(joint_type: str, axis: np.ndarray, origin: np.ndarray, amount: 
     return R[0], t[0]
 
 
+def _frame_motions(jtype: str, axis, origin, amounts) -> tuple[np.ndarray, np.ndarray]:  # [Fm, 3, 3], [Fm, 3]
+    Fm = len(amounts)
+    return _transforms(np.full(Fm, jtype == "revolute"), np.repeat(np.asarray(axis, float)[None], Fm, 0),
+                       np.repeat(np.asarray(origin, float)[None], Fm, 0), np.asarray(amounts, float))
+
+
 # --- input --------------------------------------------------------------------------------------------------
 @dataclass
 class _Data:
-    rest: np.ndarray  # [M0, 3] moving-part points at rest (frame 0)
-    frames: list  # F-1 arrays [Mf, 3] (frames 1..F-1)
+    rest: np.ndarray  # [M0, 3] moving-part points at rest (frame 0), floaters removed
+    frames: list  # F-1 arrays [Mf, 3] (frames 1..F-1), floaters removed
     rest_ids: np.ndarray | None  # [M0] track ids
     frame_ids: list | None
     size: float  # object size (bounding-box diagonal of frame 0)
+    noise: float = 0.0  # estimated per-coordinate noise of the points (length)
+    floaters: int = 0  # points dropped as floaters, all frames
 
 
-def _prepare(seq: PointSequence) -> _Data:
+def _floater_mask(points: np.ndarray, reach: float, k: int = 6) -> np.ndarray:  # [N] bool, True = keep
+    """Points whose k-th nearest neighbour lies within ``reach`` x the median such distance: isolated
+    points (reconstruction floaters, stray labels) are far from their neighbours, surface samples are not."""
+    if len(points) <= 4 * k:
+        return np.ones(len(points), bool)
+    d, _ = cKDTree(points).query(points, k=k + 1)
+    dk = d[:, -1]
+    keep = dk <= reach * np.median(dk) + 1e-12
+    return keep if keep.sum() >= max(MIN_PART_POINTS, len(points) // 2) else np.ones(len(points), bool)
+
+
+def _prepare(seq: PointSequence, settings: SearchSettings) -> _Data:
     pts = np.asarray(seq.points)
     if pts.ndim != 3 or pts.shape[2] != 3:
         raise InputError(f"point sequence must have points of shape [frames, N, 3], got {pts.shape}")
@@ -118,13 +148,38 @@ def _prepare(seq: PointSequence) -> _Data:
     if size <= 1e-12:
         raise InputError("all points of the rest frame coincide; the sequence has no extent")
     ids = None if seq.track_ids is None else np.asarray(seq.track_ids)
-    return _Data(rest=pts[0][moving[0]], frames=[pts[f][moving[f]] for f in range(1, F)],
-                 rest_ids=None if ids is None else ids[0][moving[0]],
-                 frame_ids=None if ids is None else [ids[f][moving[f]] for f in range(1, F)], size=size)
+    clouds, cloud_ids, dropped = [], [], 0
+    for f in range(F):
+        p = pts[f][moving[f]]
+        keep = _floater_mask(p, settings.floater_reach)
+        dropped += int((~keep).sum())
+        clouds.append(p[keep])
+        cloud_ids.append(None if ids is None else ids[f][moving[f]][keep])
+    data = _Data(rest=clouds[0], frames=clouds[1:], rest_ids=cloud_ids[0],
+                 frame_ids=None if ids is None else cloud_ids[1:], size=size, floaters=dropped)
+    data.noise = noise_scale(data.rest)
+    return data
+
+
+def noise_scale(points: np.ndarray, k: int = 12) -> float:
+    """Per-coordinate noise of surface samples: median spread of each point's k neighbours along their
+    least-spread direction (0 for exact samples of flat patches; curvature adds a little)."""
+    k = min(k, len(points))
+    if k < 5:
+        return 0.0
+    _, idx = cKDTree(points).query(points, k=k)
+    nb = points[idx] - points[idx].mean(axis=1, keepdims=True)  # [N, k, 3]
+    lam = np.linalg.eigvalsh(np.einsum("nki,nkj->nij", nb, nb) / (k - 3))[:, 0]
+    return float(np.sqrt(max(np.median(lam), 0.0)))
 
 
 def _subsample(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return points if len(points) <= n else points[rng.choice(len(points), n, replace=False)]
+
+
+def _exactly(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:  # [n, 3]
+    """n points of the cloud (repeats when it has fewer) so that frames stack into one array."""
+    return points[rng.choice(len(points), n, replace=len(points) < n)]
 
 
 # --- 1. discrete search ----------------------------------------------------------------------------------------
@@ -135,7 +190,7 @@ def discrete_search(data: _Data, settings: SearchSettings, joint_type: str = "au
     origins = candidate_origins(box)  # [7, 3]
     directions = np.stack([s * box.axes[k] for k in range(3) for s in (1.0, -1.0)])  # [6, 3]
     rest = _subsample(data.rest, settings.discrete_points, rng)
-    targets = [_subsample(p, settings.discrete_points, rng) for p in data.frames]
+    targets = np.stack([_exactly(p, settings.discrete_points, rng) for p in data.frames])  # [Fm, m, 3]
     cap = settings.cap * data.size
     # Distinct candidates: 42 revolute (origin x direction) + 6 prismatic (direction only).
     rev = [(o, d) for o in range(7) for d in range(6)]
@@ -145,14 +200,12 @@ def discrete_search(data: _Data, settings: SearchSettings, joint_type: str = "au
     upper = np.where(revolute, settings.max_angle, settings.max_slide * data.size)  # [C]
     C, Fm = len(axes), len(targets)
 
-    def scores(amounts: np.ndarray) -> np.ndarray:  # amounts [C, K, Fm] -> [C, K, Fm]
+    def scores(amounts: np.ndarray) -> np.ndarray:  # amounts [C, K, Fm] -> [C, K, Fm], all frames at once
         K = amounts.shape[1]
-        out = np.empty_like(amounts)
-        for f in range(Fm):
-            a = amounts[:, :, f].reshape(-1)
-            R, t = _transforms(np.repeat(revolute, K), np.repeat(axes, K, 0), np.repeat(orig, K, 0), a)
-            out[:, :, f] = batched_chamfer(_move(rest, R, t), targets[f], cap).reshape(C, K)
-        return out
+        a = amounts.reshape(-1)
+        R, t = _transforms(np.repeat(revolute, K * Fm), np.repeat(axes, K * Fm, 0), np.repeat(orig, K * Fm, 0), a)
+        moved = _move(rest, R, t).reshape(C * K, Fm, len(rest), 3)
+        return batched_chamfer_frames(moved, targets, cap).reshape(C, K, Fm)
 
     steps = settings.grid_steps
     grid = upper[:, None] * np.linspace(0.0, 1.0, steps + 1)[None]  # [C, K]
@@ -165,7 +218,8 @@ def discrete_search(data: _Data, settings: SearchSettings, joint_type: str = "au
     # Golden section inside the bracket around the best grid amount (per candidate and frame).
     r = (np.sqrt(5.0) - 1) / 2
     x1, x2 = hi - r * (hi - lo), lo + r * (hi - lo)
-    f1, f2 = scores(x1[:, None]) [:, 0], scores(x2[:, None])[:, 0]
+    f12 = scores(np.stack([x1, x2], axis=1))
+    f1, f2 = f12[:, 0], f12[:, 1]
     for _ in range(settings.golden_steps):
         left = f1 < f2
         hi = np.where(left, x2, hi)
@@ -214,109 +268,155 @@ def _basis(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, np.cross(a, u)
 
 
-def estimate_normals(points: np.ndarray, tree: cKDTree, k: int = 10) -> np.ndarray:  # [N, 3]
-    """Unit normals from the smallest principal direction of each point's k nearest neighbours."""
-    _, idx = tree.query(points, k=min(k, len(points)))
-    nb = tree.data[idx]  # [N, k, 3]
-    nb = nb - nb.mean(axis=1, keepdims=True)
-    cov = np.einsum("nki,nkj->nij", nb, nb)
-    return np.linalg.eigh(cov)[1][:, :, 0]
-
-
-class _Pairs:
-    """Point pairs (rest x, frame y) whose residual T_f(x) - y the refinement minimises: re-found by nearest
-    neighbours both ways (chamfer), or fixed by tracks (correspondences). Rest normals give point-to-plane
-    residuals, which let a part slide along its own surface toward the solution (point-to-point ICP crawls)."""
-
-    def __init__(self, data: _Data, settings: SearchSettings, tracks: list | None = None):
-        rng = np.random.default_rng(settings.seed + 1)
-        self.data, self.tracks = data, tracks
-        self.rest_tree = cKDTree(data.rest)
-        self.rest_normals = estimate_normals(data.rest, self.rest_tree)
-        self.frame_trees = [cKDTree(p) for p in data.frames]
-        n = settings.refine_points
-        self.rest_q = rng.permutation(len(data.rest))[:n]  # indices into rest
-        self.frame_q = [_subsample(p, n, rng) for p in data.frames]
-        self.cap = settings.cap * data.size
-        self.coarse = False  # use a quarter of the query points (early iterations)
-        if tracks is not None:
-            self.track_normals = [self.rest_normals[i] for i, _ in tracks]
-
-    def get(self, f: int, R: np.ndarray, t: np.ndarray):
-        """Pairs for frame f under motion (R, t): rest points X, frame points Y, rest normals at X."""
-        if self.tracks is not None:
-            i, Y = self.tracks[f]
-            return self.data.rest[i], Y, self.track_normals[f]
-        rq = self.rest_q[: max(16, len(self.rest_q) // 4)] if self.coarse else self.rest_q
-        fq = self.frame_q[f][: max(16, len(self.frame_q[f]) // 4)] if self.coarse else self.frame_q[f]
-        X = self.data.rest[rq]
-        _, i = self.frame_trees[f].query(X @ R.T + t)
-        _, j = self.rest_tree.query((fq - t) @ R)  # inverse motion
-        return (np.concatenate([X, self.data.rest[j]]), np.concatenate([self.data.frames[f][i], fq]),
-                np.concatenate([self.rest_normals[rq], self.rest_normals[j]]))
-
-    def score(self, jtype: str, axis, origin, amounts) -> float:
-        """Capped chamfer summed over frames (same points for every contender)."""
-        total = 0.0
-        X = self.data.rest[self.rest_q]
-        for f in range(len(self.frame_trees)):
-            R, t = joint_motion(jtype, axis, origin, amounts[f])
-            d1, _ = self.frame_trees[f].query(X @ R.T + t)
-            d2, _ = self.rest_tree.query((self.frame_q[f] - t) @ R)
-            total += float(np.minimum(d1, self.cap).mean() + np.minimum(d2, self.cap).mean())
-        return total
+def surface(points: np.ndarray, noise: float, k: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals [N, 3] from each point's k nearest neighbours, and the points [N, 3] projected onto
+    those local planes when ``noise`` > 0 (removes noise across the surface without shrinking edges)."""
+    k = min(k, len(points))
+    _, idx = cKDTree(points).query(points, k=k)
+    nb = points[idx]  # [N, k, 3]
+    c = nb.mean(axis=1)
+    d = nb - c[:, None]
+    normals = np.linalg.eigh(np.einsum("nki,nkj->nij", d, d))[1][:, :, 0]
+    if noise <= 0:
+        return points, normals
+    return points - ((points - c) * normals).sum(1, keepdims=True) * normals, normals
 
 
 POINT_WEIGHT = 0.2  # point-to-point share next to point-to-plane (keeps flat parts well conditioned)
 
 
-def refine(pairs: _Pairs, jtype: str, axis, origin, amounts, iterations: int = 25):
-    """Gauss-Newton (lightly damped) on truncated-Huber weighted point-to-plane + point-to-point residuals
-    over axis (2), origin (2, revolute only) and per-frame amounts. Returns axis, origin, amounts [F-1]."""
+class _Problem:
+    """Residuals of a joint hypothesis against the sequence: nearest neighbours between the moved rest part
+    and each frame, both ways (chamfer pairs), plus tracked pairs. All frames sit in one 4-D k-d tree
+    (x, y, z, frame index x a large gap), so one query serves every frame."""
+
+    def __init__(self, data: _Data, settings: SearchSettings, tracks: list | None):
+        rng = np.random.default_rng(settings.seed + 1)
+        noisy = data.noise > 1e-4 * data.size
+        self.size, self.cap = data.size, settings.cap * data.size
+        self.floor = 1e-9 * data.size
+        self.rest, self.rest_n = surface(data.rest, data.noise if noisy else 0.0)
+        self.rest_tree = cKDTree(self.rest)
+        frames = [surface(p, data.noise if noisy else 0.0) for p in data.frames]
+        self.Fm = len(frames)
+        self.fpts = np.concatenate([p for p, _ in frames])  # [S, 3]
+        self.fnrm = np.concatenate([n for _, n in frames])
+        fidx = np.concatenate([np.full(len(p), f) for f, (p, _) in enumerate(frames)])
+        self.gap = 100.0 * data.size
+        self.frame_tree = cKDTree(np.c_[self.fpts, self.gap * fidx])
+        self.rest_order = rng.permutation(len(self.rest))
+        starts = np.cumsum([0] + [len(p) for p, _ in frames])
+        self.frame_order = [starts[f] + rng.permutation(len(p)) for f, (p, _) in enumerate(frames)]
+        self.tracks = None
+        if tracks is not None:  # tracked pairs use the denoised points of both clouds
+            rest_s = self.rest
+            X = np.concatenate([rest_s[i] for i, _, _ in tracks])
+            Y = np.concatenate([frames[f][0][j] for f, (_, j, _) in enumerate(tracks)])
+            fi = np.concatenate([np.full(len(i), f) for f, (i, _, _) in enumerate(tracks)])
+            self.tracks = (X, Y, fi)
+
+    def chamfer_pairs(self, R, t, n: int):
+        """(X rest points, Y frame points, normals at Y in the frame, frame index) for n queries per frame and
+        direction."""
+        Fm = self.Fm
+        rq = self.rest_order[:n]
+        X = self.rest[rq]  # [n, 3]
+        moved = np.einsum("fij,nj->fni", R, X) + t[:, None]  # [Fm, n, 3]
+        q4 = np.concatenate([moved, np.broadcast_to(self.gap * np.arange(Fm)[:, None, None], (Fm, len(X), 1))], 2)
+        _, i = self.frame_tree.query(q4.reshape(-1, 4))
+        fi_f = np.repeat(np.arange(Fm), len(X))
+        fq = np.concatenate([o[:n] for o in self.frame_order])
+        fi_b = np.concatenate([np.full(min(n, len(o)), f) for f, o in enumerate(self.frame_order)])
+        Y = self.fpts[fq]
+        back = np.einsum("pji,pj->pi", R[fi_b], Y - t[fi_b])  # inverse motion
+        _, j = self.rest_tree.query(back)
+        Xa = np.concatenate([np.tile(X, (Fm, 1)), self.rest[j]])
+        Ya = np.concatenate([self.fpts[i], Y])
+        Na = np.concatenate([self.fnrm[i], np.einsum("pij,pj->pi", R[fi_b], self.rest_n[j])])
+        return Xa, Ya, Na, np.concatenate([fi_f, fi_b])
+
+    def score(self, jtype: str, axis, origin, amounts, n: int) -> float:
+        """Capped chamfer (both ways) plus capped tracked distances, summed over frames."""
+        R, t = _frame_motions(jtype, axis, origin, amounts)
+        X, Y, _, fi = self.chamfer_pairs(R, t, n)
+        d = np.minimum(np.linalg.norm(np.einsum("pij,pj->pi", R[fi], X) + t[fi] - Y, axis=1), self.cap)
+        total = float((np.bincount(fi, d, self.Fm) / np.maximum(np.bincount(fi, minlength=self.Fm), 1)).sum())
+        if self.tracks is not None:
+            total += self.track_score(R, t)
+        return total
+
+    def track_score(self, R, t) -> float:
+        X, Y, fi = self.tracks
+        d = np.minimum(np.linalg.norm(np.einsum("pij,pj->pi", R[fi], X) + t[fi] - Y, axis=1), self.cap)
+        return float((np.bincount(fi, d, self.Fm) / np.maximum(np.bincount(fi, minlength=self.Fm), 1)).sum())
+
+
+def _jacobian(rev: bool, a, o, q, R, t, X, fi, u, v):
+    """Moved points T_f(X) [P, 3] and their derivatives [P, 3, n] over (axis 2, origin 2 if revolute,
+    amounts Fm)."""
+    ng = 4 if rev else 2
+    Fm = len(q)
+    P = len(X)
+    moved = np.einsum("pij,pj->pi", R[fi], X) + t[fi]
+    J = np.zeros((P, 3, ng + Fm))
+    rows = np.arange(P)
+    if rev:
+        Rp = moved - o
+        s, c = np.sin(q)[fi, None], np.cos(q)[fi, None]
+        for k, e in enumerate((u, v)):
+            J[:, :, k] = np.cross(s * e + (1 - c) * np.cross(a, e), Rp)
+            J[:, :, 2 + k] = e - (R @ e)[fi]
+        J[rows, :, ng + fi] = np.cross(a, Rp)
+    else:
+        J[:, :, 0] = q[fi, None] * u
+        J[:, :, 1] = q[fi, None] * v
+        J[rows, :, ng + fi] = a
+    return moved, J
+
+
+def refine(problem: _Problem, jtype: str, axis, origin, amounts, settings: SearchSettings,
+           use_chamfer: bool = True):
+    """Levenberg-Marquardt on truncated-Huber weighted residuals over axis (2), origin (2, revolute only)
+    and per-frame amounts: first ``coarse_points`` queries per frame, then ``refine_points``. Returns axis,
+    origin, amounts [Fm]."""
     a = np.asarray(axis, float) / np.linalg.norm(axis)
     o = np.asarray(origin, float).copy()
     q = np.asarray(amounts, float).copy()
-    Fm = len(q)
     rev = jtype == "revolute"
     ng = 4 if rev else 2
-    n = ng + Fm
-    floor = 1e-9 * pairs.data.size
-    pairs.coarse = pairs.tracks is None
+    n = ng + len(q)
+    n_pts = settings.coarse_points
     fine_its = 0
-    for it in range(iterations):
+    for it in range(settings.refine_iterations):
         u, v = _basis(a)
-        rows_J, rows_r, rows_n = [], [], []
-        for f in range(Fm):
-            R, t = joint_motion(jtype, a, o, q[f])
-            X, Y, N = pairs.get(f, R, t)
-            moved = X @ R.T + t
-            J = np.zeros((len(X), 3, n))
-            if rev:
-                Rp = moved - o
-                s, c = np.sin(q[f]), np.cos(q[f])
-                for k, e in enumerate((u, v)):
-                    J[:, :, k] = np.cross(s * e + (1 - c) * np.cross(a, e), Rp)
-                    J[:, :, 2 + k] = e - R @ e
-                J[:, :, ng + f] = np.cross(a, Rp)
-            else:
-                J[:, :, 0] = q[f] * u
-                J[:, :, 1] = q[f] * v
-                J[:, :, ng + f] = a
-            rows_J.append(J)
-            rows_r.append(moved - Y)
-            rows_n.append(N @ R.T)
-        J = np.concatenate(rows_J)  # [P, 3, n]
-        r = np.concatenate(rows_r)  # [P, 3]
-        nrm = np.concatenate(rows_n)  # [P, 3] moved normals
-        d = np.linalg.norm(r, axis=1)
-        sw = np.sqrt(huber_weights(d, 1.345 * robust_scale(d, floor)) * (d <= pairs.cap))  # [P]
-        J_pl = np.einsum("pi,pin->pn", nrm, J) * sw[:, None]
-        r_pl = (nrm * r).sum(1) * sw
-        J_pt = (J * (POINT_WEIGHT * sw)[:, None, None]).reshape(-1, n)
-        r_pt = (r * (POINT_WEIGHT * sw)[:, None]).reshape(-1)
-        A = J_pl.T @ J_pl + J_pt.T @ J_pt
-        b = -(J_pl.T @ r_pl + J_pt.T @ r_pt)
-        A += (1e-9 * np.trace(A) / n + 1e-15) * np.eye(n)
+        R, t = _frame_motions(jtype, a, o, q)
+        A = np.zeros((n, n))
+        b = np.zeros(n)
+        if use_chamfer:
+            X, Y, N, fi = problem.chamfer_pairs(R, t, n_pts)
+            moved, J = _jacobian(rev, a, o, q, R, t, X, fi, u, v)
+            r = moved - Y
+            d = np.linalg.norm(r, axis=1)
+            s = robust_scale(d, problem.floor)
+            d_pl = np.abs((N * r).sum(1))
+            w = huber_weights(d_pl, 1.345 * robust_scale(d_pl, problem.floor)) * (d <= min(3.0 * s, problem.cap))
+            J_pl = np.einsum("pi,pin->pn", N, J) * np.sqrt(w)[:, None]
+            r_pl = (N * r).sum(1) * np.sqrt(w)
+            J_pt = (J * (POINT_WEIGHT * np.sqrt(w))[:, None, None]).reshape(-1, n)
+            r_pt = (r * (POINT_WEIGHT * np.sqrt(w))[:, None]).reshape(-1)
+            A += J_pl.T @ J_pl + J_pt.T @ J_pt
+            b -= J_pl.T @ r_pl + J_pt.T @ r_pt
+        if problem.tracks is not None:
+            X, Y, fi = problem.tracks
+            moved, J = _jacobian(rev, a, o, q, R, t, X, fi, u, v)
+            r = moved - Y
+            d = np.linalg.norm(r, axis=1)
+            s = robust_scale(d, problem.floor)
+            w = huber_weights(d, 1.345 * s) * (d <= min(3.0 * s, problem.cap))
+            Jw = (J * np.sqrt(w)[:, None, None]).reshape(-1, n)
+            A += Jw.T @ Jw
+            b -= Jw.T @ (r * np.sqrt(w)[:, None]).reshape(-1)
+        A += (1e-6 * np.diag(A).mean() + 1e-15) * np.eye(n) + 1e-6 * np.diag(np.diag(A))
         delta = np.linalg.solve(A, b)
         turn = np.linalg.norm(delta[:2])
         if turn > 0.3:  # keep each step local: the linearisation holds for small turns
@@ -326,14 +426,14 @@ def refine(pairs: _Pairs, jtype: str, axis, origin, amounts, iterations: int = 2
         if rev:
             o = o + delta[2] * u + delta[3] * v
         q = q + delta[ng:]
-        step = np.abs(delta).max()
-        if pairs.coarse and (step < 1e-5 or it >= iterations // 2):
-            pairs.coarse = False  # converged on a quarter of the points: finish on all of them
-        elif not pairs.coarse:
+        step = max(np.abs(delta[:2]).max(), np.abs(delta[2:]).max() / problem.size)
+        if n_pts < settings.refine_points and (step < 1e-4 or it >= settings.refine_iterations // 3):
+            n_pts = settings.refine_points  # converged on few points: finish on more of them
+        elif n_pts >= settings.refine_points:
             fine_its += 1
-            if step < 1e-10 or fine_its >= max(4, iterations // 3):
+            if step < 1e-7 or fine_its >= max(3, settings.refine_iterations // 6):
                 break
-    pairs.coarse = False
+    log.debug("refinement (%s): %d iterations", jtype, it + 1)
     return a, o, q
 
 
@@ -352,8 +452,8 @@ def _canonical(jtype: str, axis, origin, amounts, rest: np.ndarray):
 
 # --- 3. correspondences ----------------------------------------------------------------------------------------
 def _track_pairs(data: _Data, max_pairs: int, seed: int, min_pairs: int = 6) -> list | None:
-    """Per frame (rest indices, frame points) of points tracked from the rest frame; None when a frame has
-    fewer than ``min_pairs``. At most ``max_pairs`` per frame (random) keep the fit fast."""
+    """Per frame (rest indices, frame indices, frame points) of points tracked from the rest frame; None when
+    a frame has fewer than ``min_pairs``. At most ``max_pairs`` per frame (random) keep the fit fast."""
     if data.rest_ids is None:
         return None
     rng = np.random.default_rng(seed)
@@ -367,19 +467,23 @@ def _track_pairs(data: _Data, max_pairs: int, seed: int, min_pairs: int = 6) -> 
         if len(i) > max_pairs:
             k = rng.choice(len(i), max_pairs, replace=False)
             i, j = i[k], j[k]
-        out.append((i, pts[j]))
+        out.append((i, j, pts[j]))
     return out
 
 
-def correspondence_fit(data: _Data, tracks: list, cap: float) -> dict:
-    """Per-frame robust Kabsch, then the hinge and slide that explain the rigid motions."""
-    fits = [robust_rigid_fit(data.rest[i], y, cap=cap) for i, y in tracks]
+def correspondence_fit(data: _Data, tracks: list, cap: float) -> tuple[dict, float]:
+    """Per-frame robust Kabsch, then the hinge and slide that explain the rigid motions. Also returns the
+    share of tracked pairs that the per-frame rigid fits explain (within the robust noise band)."""
+    fits = [robust_rigid_fit(data.rest[i], y, cap=cap, floor=1e-9 * data.size) for i, _, y in tracks]
     Rs = np.array([f[0] for f in fits])
     ts = np.array([f[1] for f in fits])
+    explained = float(np.concatenate([f[2] for f in fits]).__ge__(0.999).mean())
     centre = data.rest.mean(axis=0)
     axis_r, origin_r, angles = revolute_from_transforms(Rs, ts, centre)
-    axis_p, slides = prismatic_from_transforms(ts)
-    return {"revolute": (axis_r, origin_r, angles), "prismatic": (axis_p, centre, slides)}
+    slides = np.array([robust_translation_fit(data.rest[i], y, cap=cap, floor=1e-9 * data.size)[0]
+                       for i, _, y in tracks])  # [Fm, 3]
+    axis_p, amounts_p = prismatic_from_transforms(slides)
+    return {"revolute": (axis_r, origin_r, angles), "prismatic": (axis_p, centre, amounts_p)}, explained
 
 
 # --- driver ----------------------------------------------------------------------------------------------------
@@ -391,45 +495,60 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
     if joint_type not in JOINT_TYPE_CHOICES:
         raise InputError(f"joint type '{joint_type}' is not supported; use one of {', '.join(JOINT_TYPE_CHOICES)}")
     t0 = time.perf_counter()
-    data = _prepare(seq)
+    data = _prepare(seq, settings)
     ranked = discrete_search(data, settings, joint_type)
-    pairs = _Pairs(data, settings)
-    zero = pairs.score("prismatic", np.array([1.0, 0, 0]), np.zeros(3), np.zeros(len(data.frames)))
+    types = ("revolute", "prismatic") if joint_type == "auto" else (joint_type,)
     best = ranked[0]
+    tracks = (_track_pairs(data, 2 * settings.refine_points, settings.seed)
+              if refine_result and use_correspondences else None)
+    problem = _Problem(data, settings, tracks)
+    n_score = settings.score_points
     contenders = []  # (label, type, axis, origin, amounts)
-    contenders.append(("discrete OBB search", best["type"], np.array(best["axis"]), np.array(best["origin"]),
-                       np.array(best["amounts"][1:])))
-    if refine_result:
-        contenders = []
-        types = ("revolute", "prismatic") if joint_type == "auto" else (joint_type,)
-        for jt in types:
-            c = next(c for c in ranked if c["type"] == jt)
-            if c["score"] > 2.0 * best["score"] + 1e-12:
-                continue  # this type explains the motion far worse than the other: not worth refining
-            a, o, q = refine(pairs, jt, c["axis"], c["origin"], c["amounts"][1:], settings.refine_iterations)
-            contenders.append(("refined OBB search", jt, a, o, q))
-        tracks = _track_pairs(data, 2 * settings.refine_points, settings.seed) if use_correspondences else None
+    if not refine_result:
+        contenders.append(("discrete OBB search", best["type"], np.array(best["axis"]), np.array(best["origin"]),
+                           np.array(best["amounts"][1:])))
+    else:
+        reliable = False
+        starts = {jt: [] for jt in types}  # (label, axis, origin, amounts)
         if tracks is not None:
-            fit = correspondence_fit(data, tracks, settings.cap * data.size)
-            fixed = _Pairs(data, settings, tracks=tracks)
+            fit, explained = correspondence_fit(data, tracks, settings.cap * data.size)
+            # Tracks decide alone only on clean data; on noisy data the chamfer terms add far more points.
+            reliable = explained >= settings.reliable_tracks and data.noise <= 1e-4 * data.size
+            label = (f"correspondence fit (Kabsch + screw axis; tracks reliable: {explained:.0%} explained)"
+                     if reliable else f"refined correspondence fit ({explained:.0%} of tracks explained)")
             for jt in types:
-                a, o, q = fit[jt]
-                a, o, q = refine(fixed, jt, a, o, q, settings.refine_iterations)
-                contenders.append(("correspondence fit (Kabsch + screw axis)", jt, a, o, q))
+                starts[jt].append((label, *fit[jt]))
+        if not reliable:
+            for jt in types:
+                c = next(c for c in ranked if c["type"] == jt)
+                starts[jt].append(("refined OBB search", np.array(c["axis"]), np.array(c["origin"]),
+                                   np.array(c["amounts"][1:])))
+        for jt in types:
+            # Refine from the start that explains the frames best (scored on few points: a cheap ranking).
+            label, a0, o0, q0 = min(starts[jt], key=lambda st: problem.score(jt, *st[1:], settings.coarse_points))
+            a, o, q = refine(problem, jt, a0, o0, q0, settings, use_chamfer=not reliable)
+            contenders.append((label, jt, a, o, q))
+            if not reliable:  # the start itself stays a contender in case the refinement made it worse
+                contenders.append((label.replace("refined ", "") + " (unrefined)", jt, a0, o0, q0))
     scored = []
     for label, jt, a, o, q in contenders:
-        s = pairs.score(jt, a, o, q)
+        s = problem.score(jt, a, o, q, n_score)
         scored.append({"method": label, "type": jt, "axis": a, "origin": o, "amounts": q, "score": s})
+    zero = problem.score("prismatic", np.array([1.0, 0, 0]), np.zeros(3), np.zeros(len(data.frames)), n_score)
     winner, why = _choose(scored, zero, settings, data.size, data.rest.mean(axis=0))
     axis, origin, amounts = _canonical(winner["type"], winner["axis"], winner["origin"], winner["amounts"], data.rest)
     moved = _max_displacement(winner["type"], axis, origin, amounts, data.rest)
-    no_gain = refine_result and zero > 0 and zero - winner["score"] < 0.01 * zero
-    if moved < 1e-6 * data.size or no_gain:
+    # Noise-aware: a fit to still, noisy frames moves the part by about noise / sqrt(points) per frame.
+    least = max(1e-6 * data.size, 6.0 * data.noise / np.sqrt(min([len(data.rest)] + [len(p) for p in data.frames])))
+    if moved < least or winner["score"] > zero:
         raise InputError(f"the part '{seq.part_name}' does not move in the point sequence (largest displacement "
-                         f"{moved:.3g}, chamfer to the rest state {zero:.3g}); frames with no motion cannot "
-                         "reveal a joint; check the part labels or the motion stage")
+                         f"{moved:.3g}, below {least:.3g} at the estimated noise {data.noise:.3g}; score "
+                         f"{winner['score']:.3g} vs {zero:.3g} at rest); frames with no motion cannot reveal a "
+                         "joint; check the part labels or the motion stage")
     all_amounts = np.concatenate([[0.0], amounts])
     ms = (time.perf_counter() - t0) * 1000
+    if data.floaters:
+        why += f"; {data.floaters} floating points ignored"
     log.info("joint search for '%s': %s %s (%s), %.0f ms", seq.part_name, winner["type"], winner["method"], why, ms)
     return Joint(type=winner["type"], axis=axis, origin=origin,
                  limits=(float(min(0.0, all_amounts.min())), float(all_amounts.max())), child=seq.part_name,
@@ -438,11 +557,8 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
 
 
 def _max_displacement(jtype, axis, origin, amounts, rest) -> float:
-    out = 0.0
-    for qv in amounts:
-        R, t = joint_motion(jtype, axis, origin, qv)
-        out = max(out, float(np.linalg.norm(rest @ R.T + t - rest, axis=1).max()))
-    return out
+    R, t = _frame_motions(jtype, axis, origin, amounts)
+    return float(np.linalg.norm(_move(rest, R, t) - rest[None], axis=2).max()) if len(amounts) else 0.0
 
 
 def _choose(scored: list[dict], zero: float, settings: SearchSettings, size: float,
@@ -457,11 +573,12 @@ def _choose(scored: list[dict], zero: float, settings: SearchSettings, size: flo
         why = f"score {w['score']:.4g}" + "".join(f" vs {o['score']:.4g} ({o['method']})" for o in others)
         return w, why
     r, p = best["revolute"], best["prismatic"]
-    gain = settings.revolute_margin * max(zero - p["score"], 0.0)
+    gain = max(settings.revolute_margin * max(zero - p["score"], 0.0), settings.revolute_share * p["score"])
     far = np.linalg.norm(np.cross(centre - r["origin"], r["axis"])) > 10 * size  # a hinge far away is a slide
     if r["score"] < p["score"] - gain and not far:
         w, why = r, (f"revolute score {r['score']:.4g} beats prismatic {p['score']:.4g} by more than "
-                     f"{settings.revolute_margin:.0%} of the explained motion")
+                     f"{settings.revolute_margin:.0%} of the explained motion and {settings.revolute_share:.0%} of "
+                     "the prismatic score")
     else:
         w, why = p, f"prismatic score {p['score']:.4g}; revolute {r['score']:.4g} does not explain clearly more"
     others = [s for s in scored if s is not w and s["type"] == w["type"]]

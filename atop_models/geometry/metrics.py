@@ -32,23 +32,28 @@ def joint_errors(pred: Joint, gt: Joint, bbox_diagonal: float) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Means over joints: mae_deg (axis), mpe / mpe_norm (revolute only), type_acc, success rates."""
-    if not rows:
-        return {"n_joints": 0}
-    pos = [r["pos_err"] for r in rows if r.get("pos_err") is not None]
-    posn = [r["pos_err_norm"] for r in rows if r.get("pos_err_norm") is not None]
+    """Means over the joints that were estimated: mae_deg (axis), mpe / mpe_norm (revolute only), type_acc,
+    success rates; ``n_failed`` counts rows marked ``failed`` (no estimate: excluded from the means, counted
+    as failures in success_5/10); ``n_joints`` counts all rows."""
+    failed = [r for r in rows if r.get("failed")]
+    done = [r for r in rows if not r.get("failed")]
+    if not done:
+        return {"n_joints": len(rows), "n_failed": len(failed)}
+    pos = [r["pos_err"] for r in done if r.get("pos_err") is not None]
+    posn = [r["pos_err_norm"] for r in done if r.get("pos_err_norm") is not None]
     out = {
         "n_joints": len(rows),
-        "mae_deg": float(np.mean([r["axis_err_deg"] for r in rows])),
-        "max_axis_err_deg": float(np.max([r["axis_err_deg"] for r in rows])),
+        "n_failed": len(failed),
+        "mae_deg": float(np.mean([r["axis_err_deg"] for r in done])),
+        "max_axis_err_deg": float(np.max([r["axis_err_deg"] for r in done])),
         "mpe": float(np.mean(pos)) if pos else None,
         "mpe_norm": float(np.mean(posn)) if posn else None,
         "max_pos_err_norm": float(np.max(posn)) if posn else None,
-        "type_acc": float(np.mean([r["type_ok"] for r in rows])),
-        "success_5": float(np.mean([r["success_5"] for r in rows])),
-        "success_10": float(np.mean([r["success_10"] for r in rows])),
+        "type_acc": float(np.mean([r["type_ok"] for r in done])),
+        "success_5": float(np.sum([r["success_5"] for r in done]) / len(rows)),
+        "success_10": float(np.sum([r["success_10"] for r in done]) / len(rows)),
     }
-    ms = [r["ms"] for r in rows if r.get("ms") is not None]
+    ms = [r["ms"] for r in done if r.get("ms") is not None]
     if ms:
         out["ms_per_joint"] = float(np.mean(ms))
     return out

@@ -41,6 +41,23 @@ def robust_rigid_fit(src: np.ndarray, dst: np.ndarray, *, iterations: int = 8, f
     return R, t, w
 
 
+def robust_translation_fit(src: np.ndarray, dst: np.ndarray, *, iterations: int = 8, floor: float = 1e-9,
+                           cap: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """Translation t [3] minimising the Huber loss of |src + t - dst| (pairs farther than ``cap`` get no
+    weight). Returns t and the weights [N]. A slide seen through tracks: unlike the translation of a rigid
+    fit, it does not absorb a noisy rotation about a far point."""
+    diff = dst - src
+    t = np.median(diff, axis=0)
+    w = np.ones(len(src))
+    for _ in range(iterations):
+        r = np.linalg.norm(diff - t, axis=1)
+        w = huber_weights(r, 1.345 * robust_scale(r, floor)) * (r <= cap)
+        if w.sum() <= 0:
+            break
+        t = (w @ diff) / w.sum()
+    return t, w
+
+
 def rotation_log(R: np.ndarray) -> np.ndarray:  # [3] axis * angle
     """Axis-angle vector of a rotation (angle in [0, pi])."""
     c = np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)

@@ -84,28 +84,32 @@ def run(args) -> int:
                 try:
                     pred = estimate_joint(seq, refine_result=refine)
                 except InputError as exc:
-                    print(f"{oid} {gt.child}: {stage} failed: {exc}")
+                    log.warning("bench: %s %s: %s estimate failed: %s", oid, gt.child, stage, exc)
+                    rows[stage].append({"object": oid, "category": cat, "part": gt.child, "gt_type": gt.type,
+                                        "failed": True, "error": str(exc), "ms": (time.perf_counter() - t) * 1000})
                     continue
                 ms = (time.perf_counter() - t) * 1000
                 err = joint_errors(pred, gt, diag)
                 rows[stage].append(dict(err, object=oid, category=cat, part=gt.child, ms=ms, method=pred.method,
-                                        pred=pred.to_dict() | {"candidates": pred.candidates[:3]}))
-            r = rows["refined"][-1] if rows["refined"] else None
-            if r is not None and args.verbose:
-                print(f"{oid:<28} {gt.child:<14} {gt.type:<9} axis {r['axis_err_deg']:7.3f} deg  "
-                      f"pos {r['pos_err_norm'] if r['pos_err_norm'] is not None else float('nan'):7.4f}  {r['ms']:6.0f} ms")
+                                        failed=False, pred=pred.to_dict() | {"candidates": pred.candidates[:3]}))
+            r = rows["refined"][-1]
+            if args.verbose:
+                res = ("FAILED: " + r["error"]) if r["failed"] else (
+                    f"axis {r['axis_err_deg']:7.3f} deg  pos "
+                    f"{r['pos_err_norm'] if r['pos_err_norm'] is not None else float('nan'):7.4f}  {r['ms']:6.0f} ms")
+                print(f"{oid:<28} {gt.child:<14} {gt.type:<9} {res}")
     corruption = f"noise {args.noise:g}, outliers {args.outliers:g}, subsample {args.subsample}, {args.frames} frames"
     for stage in ("discrete", "refined"):
         print(f"\n{stage} ({corruption}; {args.points} part points)")
-        print(f"{'category':<24} {'joints':>6} {'MAE deg':>9} {'max deg':>9} {'MPE':>8} {'MPE/diag':>9} "
+        print(f"{'category':<24} {'joints':>6} {'failed':>6} {'MAE deg':>9} {'max deg':>9} {'MPE':>8} {'MPE/diag':>9} "
               f"{'type acc':>8} {'s@5':>5} {'s@10':>5} {'ms':>6}")
         cats = sorted({r["category"] for r in rows[stage]})
         for name, sel in [(c, [r for r in rows[stage] if r["category"] == c]) for c in cats] + [("TOTAL", rows[stage])]:
             s = summarize(sel)
-            if not s["n_joints"]:
+            if "mae_deg" not in s:
                 continue
             f = lambda v: "   -" if v is None else f"{v:.4f}"  # noqa: E731
-            print(f"{name:<24} {s['n_joints']:>6} {s['mae_deg']:>9.3f} {s['max_axis_err_deg']:>9.3f} {f(s['mpe']):>8} "
+            print(f"{name:<24} {s['n_joints']:>6} {s['n_failed']:>6} {s['mae_deg']:>9.3f} {s['max_axis_err_deg']:>9.3f} {f(s['mpe']):>8} "
                   f"{f(s['mpe_norm']):>9} {s['type_acc']:>8.3f} {s['success_5']:>5.2f} {s['success_10']:>5.2f} "
                   f"{s['ms_per_joint']:>6.0f}")
     if args.json:
