@@ -12,7 +12,7 @@
    the 7 origins. The search compares small random subsets of points (``discrete_points``).
 2. Refinement (beyond the paper): Levenberg-Marquardt on robust (Huber, truncated) point-to-plane plus
    point-to-point residuals between the moved rest part and every frame (nearest neighbours both ways,
-   re-found every iteration; all frames share one k-d tree built once), jointly over the axis direction
+   re-found every iteration in k-d trees built once per frame), jointly over the axis direction
    (2 angles), the origin (2 offsets perpendicular to the axis) and every frame's amount. Tracked points,
    when there are any, add their own residuals. Few points first, then more.
 3. Correspondences (when ``track_ids`` exist): a robust per-frame rigid fit (Kabsch) of tracked points and
@@ -287,43 +287,53 @@ POINT_WEIGHT = 0.2  # point-to-point share next to point-to-plane (keeps flat pa
 
 class _Problem:
     """Residuals of a joint hypothesis against the sequence: nearest neighbours between the moved rest part
-    and each frame, both ways (chamfer pairs), plus tracked pairs. All frames sit in one 4-D k-d tree
-    (x, y, z, frame index x a large gap), so one query serves every frame."""
+    and each frame, both ways (chamfer pairs), plus tracked pairs. The k-d trees of the rest part and of
+    every frame are built once; each evaluation only queries them with moved points."""
 
     def __init__(self, data: _Data, settings: SearchSettings, tracks: list | None):
         rng = np.random.default_rng(settings.seed + 1)
         noisy = data.noise > 1e-4 * data.size
         self.size, self.cap = data.size, settings.cap * data.size
         self.floor = 1e-9 * data.size
-        self.rest, self.rest_n = surface(data.rest, data.noise if noisy else 0.0)
+        # Normals are needed by the chamfer refinement (and to denoise noisy clouds): built on first use.
+        self._clouds = [data.rest] + list(data.frames)
+        self._normals = None
+        if noisy:
+            smoothed = [surface(p, data.noise) for p in self._clouds]
+            self._clouds = [p for p, _ in smoothed]
+            self._normals = [n for _, n in smoothed]
+        self.rest = self._clouds[0]
         self.rest_tree = cKDTree(self.rest)
-        frames = [surface(p, data.noise if noisy else 0.0) for p in data.frames]
+        frames = self._clouds[1:]
         self.Fm = len(frames)
-        self.fpts = np.concatenate([p for p, _ in frames])  # [S, 3]
-        self.fnrm = np.concatenate([n for _, n in frames])
-        fidx = np.concatenate([np.full(len(p), f) for f, (p, _) in enumerate(frames)])
-        self.gap = 100.0 * data.size
-        self.frame_tree = cKDTree(np.c_[self.fpts, self.gap * fidx])
+        self.fpts = np.concatenate(frames)  # [S, 3]
+        self.frame_trees = [cKDTree(p) for p in frames]  # built once: only the moved rest points change
         self.rest_order = rng.permutation(len(self.rest))
-        starts = np.cumsum([0] + [len(p) for p, _ in frames])
-        self.frame_order = [starts[f] + rng.permutation(len(p)) for f, (p, _) in enumerate(frames)]
+        starts = np.cumsum([0] + [len(p) for p in frames])
+        self.starts = starts
+        self.frame_order = [starts[f] + rng.permutation(len(p)) for f, p in enumerate(frames)]
         self.tracks = None
         if tracks is not None:  # tracked pairs use the denoised points of both clouds
             rest_s = self.rest
             X = np.concatenate([rest_s[i] for i, _, _ in tracks])
-            Y = np.concatenate([frames[f][0][j] for f, (_, j, _) in enumerate(tracks)])
+            Y = np.concatenate([frames[f][j] for f, (_, j, _) in enumerate(tracks)])
             fi = np.concatenate([np.full(len(i), f) for f, (i, _, _) in enumerate(tracks)])
             self.tracks = (X, Y, fi)
 
-    def chamfer_pairs(self, R, t, n: int):
+    def _ensure_normals(self) -> None:
+        if self._normals is None:
+            self._normals = [surface(p, 0.0)[1] for p in self._clouds]
+        self.rest_n = self._normals[0]
+        self.fnrm = np.concatenate(self._normals[1:])
+
+    def chamfer_pairs(self, R, t, n: int, normals: bool = True):
         """(X rest points, Y frame points, normals at Y in the frame, frame index) for n queries per frame and
         direction."""
         Fm = self.Fm
         rq = self.rest_order[:n]
         X = self.rest[rq]  # [n, 3]
         moved = np.einsum("fij,nj->fni", R, X) + t[:, None]  # [Fm, n, 3]
-        q4 = np.concatenate([moved, np.broadcast_to(self.gap * np.arange(Fm)[:, None, None], (Fm, len(X), 1))], 2)
-        _, i = self.frame_tree.query(q4.reshape(-1, 4))
+        i = np.concatenate([self.starts[f] + tree.query(moved[f])[1] for f, tree in enumerate(self.frame_trees)])
         fi_f = np.repeat(np.arange(Fm), len(X))
         fq = np.concatenate([o[:n] for o in self.frame_order])
         fi_b = np.concatenate([np.full(min(n, len(o)), f) for f, o in enumerate(self.frame_order)])
@@ -332,18 +342,23 @@ class _Problem:
         _, j = self.rest_tree.query(back)
         Xa = np.concatenate([np.tile(X, (Fm, 1)), self.rest[j]])
         Ya = np.concatenate([self.fpts[i], Y])
+        if not normals:
+            return Xa, Ya, None, np.concatenate([fi_f, fi_b])
+        self._ensure_normals()
         Na = np.concatenate([self.fnrm[i], np.einsum("pij,pj->pi", R[fi_b], self.rest_n[j])])
         return Xa, Ya, Na, np.concatenate([fi_f, fi_b])
 
     def score(self, jtype: str, axis, origin, amounts, n: int) -> float:
         """Capped chamfer (both ways) plus capped tracked distances, summed over frames."""
+        return sum(self.score_terms(jtype, axis, origin, amounts, n))
+
+    def score_terms(self, jtype: str, axis, origin, amounts, n: int) -> tuple[float, float]:
+        """(chamfer term, track term) of ``score``."""
         R, t = _frame_motions(jtype, axis, origin, amounts)
-        X, Y, _, fi = self.chamfer_pairs(R, t, n)
+        X, Y, _, fi = self.chamfer_pairs(R, t, n, normals=False)
         d = np.minimum(np.linalg.norm(np.einsum("pij,pj->pi", R[fi], X) + t[fi] - Y, axis=1), self.cap)
         total = float((np.bincount(fi, d, self.Fm) / np.maximum(np.bincount(fi, minlength=self.Fm), 1)).sum())
-        if self.tracks is not None:
-            total += self.track_score(R, t)
-        return total
+        return total, (self.track_score(R, t) if self.tracks is not None else 0.0)
 
     def track_score(self, R, t) -> float:
         X, Y, fi = self.tracks
@@ -471,19 +486,24 @@ def _track_pairs(data: _Data, max_pairs: int, seed: int, min_pairs: int = 6) -> 
     return out
 
 
-def correspondence_fit(data: _Data, tracks: list, cap: float) -> tuple[dict, float]:
+def correspondence_fit(data: _Data, tracks: list, cap: float) -> tuple[dict, float, float]:
     """Per-frame robust Kabsch, then the hinge and slide that explain the rigid motions. Also returns the
-    share of tracked pairs that the per-frame rigid fits explain (within the robust noise band)."""
+    share of tracked pairs that the per-frame rigid fits explain (within the robust noise band) and the
+    per-coordinate noise those pairs show."""
     fits = [robust_rigid_fit(data.rest[i], y, cap=cap, floor=1e-9 * data.size) for i, _, y in tracks]
     Rs = np.array([f[0] for f in fits])
     ts = np.array([f[1] for f in fits])
-    explained = float(np.concatenate([f[2] for f in fits]).__ge__(0.999).mean())
+    w = np.concatenate([f[2] for f in fits])
+    explained = float((w >= 0.999).mean())
+    res = np.concatenate([np.linalg.norm(data.rest[i] @ R.T + t - y, axis=1) for (i, _, y), R, t in zip(tracks, Rs, ts)])
+    # per-coordinate noise of one point: a pair's residual norm is chi(3) distributed with 2 sigma^2 per axis
+    noise = float(np.median(res[w >= 0.999])) / (1.538 * np.sqrt(2.0)) if explained > 0 else np.inf
     centre = data.rest.mean(axis=0)
     axis_r, origin_r, angles = revolute_from_transforms(Rs, ts, centre)
     slides = np.array([robust_translation_fit(data.rest[i], y, cap=cap, floor=1e-9 * data.size)[0]
                        for i, _, y in tracks])  # [Fm, 3]
     axis_p, amounts_p = prismatic_from_transforms(slides)
-    return {"revolute": (axis_r, origin_r, angles), "prismatic": (axis_p, centre, amounts_p)}, explained
+    return {"revolute": (axis_r, origin_r, angles), "prismatic": (axis_p, centre, amounts_p)}, explained, noise
 
 
 # --- driver ----------------------------------------------------------------------------------------------------
@@ -501,6 +521,15 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
     best = ranked[0]
     tracks = (_track_pairs(data, 2 * settings.refine_points, settings.seed)
               if refine_result and use_correspondences else None)
+    reliable, fit = False, None
+    if tracks is not None:
+        fit, explained, track_noise = correspondence_fit(data, tracks, settings.cap * data.size)
+        # Tracks measure the noise directly (the spread around local planes overstates it on thin parts and
+        # understates it on parts no larger than the noise).
+        if explained >= 0.5:
+            data.noise = track_noise
+        # Tracks decide alone only on clean data; on noisy data the chamfer terms add far more points.
+        reliable = explained >= settings.reliable_tracks and data.noise <= 1e-4 * data.size
     problem = _Problem(data, settings, tracks)
     n_score = settings.score_points
     contenders = []  # (label, type, axis, origin, amounts)
@@ -508,12 +537,8 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
         contenders.append(("discrete OBB search", best["type"], np.array(best["axis"]), np.array(best["origin"]),
                            np.array(best["amounts"][1:])))
     else:
-        reliable = False
         starts = {jt: [] for jt in types}  # (label, axis, origin, amounts)
-        if tracks is not None:
-            fit, explained = correspondence_fit(data, tracks, settings.cap * data.size)
-            # Tracks decide alone only on clean data; on noisy data the chamfer terms add far more points.
-            reliable = explained >= settings.reliable_tracks and data.noise <= 1e-4 * data.size
+        if fit is not None:
             label = (f"correspondence fit (Kabsch + screw axis; tracks reliable: {explained:.0%} explained)"
                      if reliable else f"refined correspondence fit ({explained:.0%} of tracks explained)")
             for jt in types:
@@ -524,23 +549,28 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
                 starts[jt].append(("refined OBB search", np.array(c["axis"]), np.array(c["origin"]),
                                    np.array(c["amounts"][1:])))
         for jt in types:
-            # Refine from the start that explains the frames best (scored on few points: a cheap ranking).
-            label, a0, o0, q0 = min(starts[jt], key=lambda st: problem.score(jt, *st[1:], settings.coarse_points))
-            a, o, q = refine(problem, jt, a0, o0, q0, settings, use_chamfer=not reliable)
-            contenders.append((label, jt, a, o, q))
-            if not reliable:  # the start itself stays a contender in case the refinement made it worse
-                contenders.append((label.replace("refined ", "") + " (unrefined)", jt, a0, o0, q0))
+            # Every start is refined (noisy tracks and the chamfer can each mislead the other), and stays a
+            # contender itself in case the refinement made it worse.
+            for label, a0, o0, q0 in starts[jt]:
+                a, o, q = refine(problem, jt, a0, o0, q0, settings, use_chamfer=not reliable)
+                contenders.append((label, jt, a, o, q))
+                if not reliable:
+                    contenders.append((label.replace("refined ", "") + " (unrefined)", jt, a0, o0, q0))
     scored = []
     for label, jt, a, o, q in contenders:
-        s = problem.score(jt, a, o, q, n_score)
-        scored.append({"method": label, "type": jt, "axis": a, "origin": o, "amounts": q, "score": s})
+        c, tr = problem.score_terms(jt, a, o, q, n_score)
+        scored.append({"method": label, "type": jt, "axis": a, "origin": o, "amounts": q, "score": c + tr,
+                       "track_score": tr})
     zero = problem.score("prismatic", np.array([1.0, 0, 0]), np.zeros(3), np.zeros(len(data.frames)), n_score)
     winner, why = _choose(scored, zero, settings, data.size, data.rest.mean(axis=0))
     axis, origin, amounts = _canonical(winner["type"], winner["axis"], winner["origin"], winner["amounts"], data.rest)
     moved = _max_displacement(winner["type"], axis, origin, amounts, data.rest)
     # Noise-aware: a fit to still, noisy frames moves the part by about noise / sqrt(points) per frame.
     least = max(1e-6 * data.size, 6.0 * data.noise / np.sqrt(min([len(data.rest)] + [len(p) for p in data.frames])))
-    if moved < least or winner["score"] > zero:
+    # The discrete search alone may end worse than no motion on noisy frames: only a refined estimate (or
+    # noiseless frames) turns that into "no motion".
+    worse = winner["score"] > zero if (refine_result or zero <= 1e-12 * data.size) else False
+    if moved < least or worse:
         raise InputError(f"the part '{seq.part_name}' does not move in the point sequence (largest displacement "
                          f"{moved:.3g}, below {least:.3g} at the estimated noise {data.noise:.3g}; score "
                          f"{winner['score']:.3g} vs {zero:.3g} at rest); frames with no motion cannot reveal a "
@@ -573,12 +603,17 @@ def _choose(scored: list[dict], zero: float, settings: SearchSettings, size: flo
         why = f"score {w['score']:.4g}" + "".join(f" vs {o['score']:.4g} ({o['method']})" for o in others)
         return w, why
     r, p = best["revolute"], best["prismatic"]
-    gain = max(settings.revolute_margin * max(zero - p["score"], 0.0), settings.revolute_share * p["score"])
+    explained = settings.revolute_margin * max(zero - p["score"], 0.0)
     far = np.linalg.norm(np.cross(centre - r["origin"], r["axis"])) > 10 * size  # a hinge far away is a slide
-    if r["score"] < p["score"] - gain and not far:
+    # Noise lets the extra freedom of a hinge explain a little more of any motion: it must explain clearly
+    # more of the frames, or of the tracked points (a part spinning about its own symmetry axis shows its
+    # motion only there).
+    clearly = (r["score"] < (1 - settings.revolute_share) * p["score"]
+               or r["track_score"] < (1 - settings.revolute_share) * p["track_score"])
+    if r["score"] < p["score"] - explained and clearly and not far:
         w, why = r, (f"revolute score {r['score']:.4g} beats prismatic {p['score']:.4g} by more than "
                      f"{settings.revolute_margin:.0%} of the explained motion and {settings.revolute_share:.0%} of "
-                     "the prismatic score")
+                     "the prismatic score (all, or of the tracked points)")
     else:
         w, why = p, f"prismatic score {p['score']:.4g}; revolute {r['score']:.4g} does not explain clearly more"
     others = [s for s in scored if s is not w and s["type"] == w["type"]]
