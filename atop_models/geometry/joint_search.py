@@ -345,12 +345,40 @@ class _Problem:
         if not normals:
             return Xa, Ya, None, np.concatenate([fi_f, fi_b])
         self._ensure_normals()
-        Na = np.concatenate([self.fnrm[i], np.einsum("pij,pj->pi", R[fi_b], self.rest_n[j])])
+        # Normals of the rest part (moved) on both sides: a rest point of a drawer's front matched to a side
+        # wall of the frame still measures the slide along its own normal (the wall's normal would not).
+        Na = np.concatenate([np.einsum("fij,nj->fni", R, self.rest_n[rq]).reshape(-1, 3),
+                             np.einsum("pij,pj->pi", R[fi_b], self.rest_n[j])])
         return Xa, Ya, Na, np.concatenate([fi_f, fi_b])
 
     def score(self, jtype: str, axis, origin, amounts, n: int) -> float:
         """Capped chamfer (both ways) plus capped tracked distances, summed over frames."""
         return sum(self.score_terms(jtype, axis, origin, amounts, n))
+
+    def search_amounts(self, jtype: str, axis, origin, amounts, settings: SearchSettings, steps: int = 48):
+        """Per-frame amounts by a 1-D grid over the whole range (both signs) for a fixed axis and origin,
+        scored by the capped chamfer of ``coarse_points`` points; a frame keeps its amount unless the grid
+        finds a better one."""
+        rng = np.random.default_rng(0)
+        n = settings.coarse_points
+        upper = settings.max_angle if jtype == "revolute" else settings.max_slide * self.size
+        grid = np.concatenate([np.linspace(-upper, upper, 2 * steps + 1)[:, None].repeat(self.Fm, 1),
+                               np.asarray(amounts, float)[None]])  # [K, Fm]; the last row = current amounts
+        rest = self.rest[self.rest_order[:n]]
+        targets = np.stack([_exactly(self.fpts[o], n, rng) for o in self.frame_order])  # [Fm, n, 3]
+        K = len(grid)
+        R, t = _transforms(np.full(K * self.Fm, jtype == "revolute"), np.repeat(np.asarray(axis, float)[None], K * self.Fm, 0),
+                           np.repeat(np.asarray(origin, float)[None], K * self.Fm, 0), grid.reshape(-1))
+        moved = _move(rest, R, t).reshape(K, self.Fm, len(rest), 3)
+        sc = batched_chamfer_frames(moved, targets, self.cap)  # [K, Fm]
+        if self.tracks is not None:  # tracked points see motions the chamfer cannot (a spinning knob)
+            X, Y, fi = self.tracks
+            Rk, tk = R.reshape(K, self.Fm, 3, 3)[:, fi], t.reshape(K, self.Fm, 3)[:, fi]  # [K, T, ...]
+            d = np.minimum(np.linalg.norm(np.einsum("ktij,tj->kti", Rk, X) + tk - Y, axis=2), self.cap)
+            counts = np.maximum(np.bincount(fi, minlength=self.Fm), 1)
+            sc = sc + np.stack([np.bincount(fi, dk, self.Fm) for dk in d]) / counts
+        best = sc.argmin(axis=0)
+        return grid[best, np.arange(self.Fm)]
 
     def score_terms(self, jtype: str, axis, origin, amounts, n: int) -> tuple[float, float]:
         """(chamfer term, track term) of ``score``."""
@@ -414,7 +442,7 @@ def refine(problem: _Problem, jtype: str, axis, origin, amounts, settings: Searc
             d = np.linalg.norm(r, axis=1)
             s = robust_scale(d, problem.floor)
             d_pl = np.abs((N * r).sum(1))
-            w = huber_weights(d_pl, 1.345 * robust_scale(d_pl, problem.floor)) * (d <= min(3.0 * s, problem.cap))
+            w = huber_weights(d_pl, 1.345 * robust_scale(d_pl, problem.floor)) * (d <= problem.cap)
             J_pl = np.einsum("pi,pin->pn", N, J) * np.sqrt(w)[:, None]
             r_pl = (N * r).sum(1) * np.sqrt(w)
             J_pt = (J * (POINT_WEIGHT * np.sqrt(w))[:, None, None]).reshape(-1, n)
@@ -444,6 +472,8 @@ def refine(problem: _Problem, jtype: str, axis, origin, amounts, settings: Searc
         step = max(np.abs(delta[:2]).max(), np.abs(delta[2:]).max() / problem.size)
         if n_pts < settings.refine_points and (step < 1e-4 or it >= settings.refine_iterations // 3):
             n_pts = settings.refine_points  # converged on few points: finish on more of them
+            if use_chamfer:  # a frame's amount may sit in a local minimum (a drawer's walls slide freely)
+                q = problem.search_amounts(jtype, a, o, q, settings)
         elif n_pts >= settings.refine_points:
             fine_its += 1
             if step < 1e-7 or fine_its >= max(3, settings.refine_iterations // 6):
