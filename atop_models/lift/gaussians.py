@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..types import PartMesh
 
 MIN_PART_POINTS = 16
+SCALE_FACTOR = 0.6  # Gaussian width / local point spacing: covers the surface without bloating its outline
 MIN_PART_AREA_FRACTION = 1e-4  # part area / bbox-diagonal^2 below this is too small to sample
 
 
@@ -101,7 +102,7 @@ def init_gaussians(mesh: PartMesh, part_name: str, num_static: int, num_moving: 
         if sel.sum() > 1:
             k = min(4, int(sel.sum()))
             d, _ = cKDTree(means[sel]).query(means[sel], k=k)
-            scales[sel] = d[:, 1:].mean(1)
+            scales[sel] = SCALE_FACTOR * d[:, 1:].mean(1)
         elif sel.any():
             scales[sel] = 0.01 * mesh.bbox_diagonal
     scales = np.clip(scales, 1e-4 * mesh.bbox_diagonal, 0.05 * mesh.bbox_diagonal)

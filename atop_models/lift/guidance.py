@@ -55,7 +55,7 @@ class VideoGuidance:
     supports_frame_subsets = True
 
     def __init__(self, video: MultiViewVideo, rig: CameraRig, *, target: str = "auto", resolution: int = 64,
-                 silhouette_weight: float = 1.0, device=None, dtype=torch.float32):
+                 silhouette_weight: float = 10.0, device=None, dtype=torch.float32):
         check_rig_matches(video.rig, rig)
         if target not in ("auto", "rgb", "latent"):
             raise InputError(f"video guidance target must be auto, rgb or latent, got {target!r}")
@@ -86,17 +86,34 @@ class VideoGuidance:
         self.height, self.width, self.feature_dim = self.frames.shape[2], self.frames.shape[3], self.frames.shape[4]
         self.background = _corner_background(self.frames)  # [C]
         self.silhouette_weight = float(silhouette_weight) if target == "rgb" else 0.0
+        # half-resolution copy (area average) for coarse steps: cheaper, and a wider basin for the motion
+        self.num_levels = 2 if min(self.height, self.width) >= 16 else 1
+        self._coarse = None
+        if self.num_levels > 1:
+            half = lambda x: Fn.avg_pool2d(x, 2, ceil_mode=True)  # noqa: E731  [B, C, H, W]
+            Fr, V, h, w, C = self.frames.shape
+            fr = half(self.frames.reshape(Fr * V, h, w, C).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+            cov = None if self.coverage is None else half(self.coverage.reshape(Fr * V, 1, h, w))
+            self._coarse = (fr.reshape(Fr, V, *fr.shape[1:]).contiguous(),
+                            None if cov is None else cov.reshape(Fr, V, *cov.shape[2:]).contiguous())
+
+    def size(self, level: int = 0) -> tuple[int, int]:
+        """(width, height) of the renders compared at ``level`` (0: working resolution, 1: half)."""
+        if level == 0 or self._coarse is None:
+            return self.width, self.height
+        return self._coarse[0].shape[3], self._coarse[0].shape[2]
 
     def loss(self, render: torch.Tensor, step: int, total: int, frames: Optional[Sequence[int]] = None,
-             alpha: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+             alpha: Optional[torch.Tensor] = None, level: int = 0) -> Optional[torch.Tensor]:
         """Mean squared error over the given frames ([F', V, H, W, C] renders of ``frames``), plus (RGB
         target, ``alpha`` [F', V, H, W] given) ``silhouette_weight`` x the squared error between the rendered
         opacity and the video's object coverage. The silhouette does not depend on shading, which a
         Gaussian's single colour cannot follow as a part turns (the video's lighting is view dependent)."""
         sel = slice(None) if frames is None else list(frames)
-        loss = ((render - self.frames[sel]) ** 2).mean()
-        if alpha is not None and self.coverage is not None and self.silhouette_weight > 0:
-            loss = loss + self.silhouette_weight * ((alpha - self.coverage[sel]) ** 2).mean()
+        target, coverage = (self.frames, self.coverage) if level == 0 or self._coarse is None else self._coarse
+        loss = ((render - target[sel]) ** 2).mean()
+        if alpha is not None and coverage is not None and self.silhouette_weight > 0:
+            loss = loss + self.silhouette_weight * ((alpha - coverage[sel]) ** 2).mean()
         return loss
 
     def preview(self, render: torch.Tensor, frames: Optional[Sequence[int]] = None) -> np.ndarray:
@@ -155,8 +172,13 @@ class SDSGuidance:
         a, b = max(int(lo * T), 1), max(min(int(hi * T), T - 1), 1)
         return int(torch.randint(a, b + 1, (1,), generator=self.generator).item())
 
+    num_levels = 1
+
+    def size(self, level: int = 0) -> tuple[int, int]:
+        return self.width, self.height
+
     def loss(self, render: torch.Tensor, step: int, total: int, frames: Optional[Sequence[int]] = None,
-             alpha: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+             alpha: Optional[torch.Tensor] = None, level: int = 0) -> Optional[torch.Tensor]:
         if frames is not None and list(frames) != list(range(self.num_frames)):
             raise ValueError("score distillation needs every frame in each step")
         z = render.permute(0, 1, 4, 2, 3)  # [F, V, 4, h, w]

@@ -22,10 +22,11 @@ log = logging.getLogger("atop")
 
 Guidance = Union[VideoGuidance, SDSGuidance]
 MAX_BAD_STEPS = 10  # consecutive non-finite steps before giving up
-APPEARANCE_SHARE = 0.15  # video curriculum: share of the steps fitting appearance on the rest frame
+APPEARANCE_SHARE = 0.3  # video curriculum: share of the steps fitting appearance on the rest frame
 TRACK_SHARE = 0.6  # share tracking the frames one at a time (the rest polishes random frame subsets)
 TRACK_LR_START, TRACK_LR_END = 3.0, 0.1  # motion learning-rate factors over one frame's tracking window
 POLISH_FRAMES = 2
+APPEARANCE_LR = {"features": 0.02, "scales": 0.02, "quats": 0.005, "opacity": 0.05}  # opacity: outline Gaussians fade
 
 
 def frame_schedule(iterations: int, num_frames: int, curriculum: bool) -> list[tuple[str, int, int, int]]:
@@ -67,6 +68,19 @@ def _isometry_edges(rest: np.ndarray, k: int = 6) -> tuple[np.ndarray, np.ndarra
     return np.stack([i, j[:, 1:].reshape(-1)], 1), d[:, 1:].reshape(-1)
 
 
+def _motion_optimizer(model: FrameGaussians, learning_rate: float, part_radius: float) -> torch.optim.Adam:
+    """Adam over the motion. Rigid: rotations step ``learning_rate`` radians, translations that times the
+    part's radius (both then move the part's points by similar amounts); free offsets step in world units."""
+    if model.rigid:
+        groups = [{"params": [model.rotations], "lr": learning_rate},
+                  {"params": [model.translations], "lr": learning_rate * part_radius}]
+    else:
+        groups = [{"params": [model.offsets], "lr": learning_rate}]
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    return torch.optim.Adam(groups, eps=1e-15)
+
+
 def lift_gaussians(
     mesh: PartMesh, part_name: str, rig: CameraRig, guidance: Guidance, *,
     iterations: int = 300, learning_rate: float = 0.01, num_gaussians: int = 2000, moving_fraction: float = 0.5,
@@ -105,8 +119,10 @@ def lift_gaussians(
     model = FrameGaussians(init, F, features, rigid=rigid, device=device, dtype=dtype)
     background = guidance.background.to(device=device, dtype=dtype)
     appearance_opt = torch.optim.Adam([
-        {"params": [model.features], "lr": 0.02},
-        {"params": [model.log_scales, model.quats, model.opacity_logits], "lr": 0.005},
+        {"params": [model.features], "lr": APPEARANCE_LR["features"]},
+        {"params": [model.log_scales], "lr": APPEARANCE_LR["scales"]},
+        {"params": [model.quats], "lr": APPEARANCE_LR["quats"]},
+        {"params": [model.opacity_logits], "lr": APPEARANCE_LR["opacity"]},
     ], eps=1e-15)
     if not rigid and isometry_weight > 0:
         edges, rest_len = _isometry_edges(init.means[init.moving])
@@ -114,6 +130,8 @@ def lift_gaussians(
         rest_len = torch.as_tensor(rest_len, dtype=dtype, device=device)
         spacing2 = rest_len.mean().clamp_min(1e-12) ** 2
 
+    moving_rest = init.means[init.moving]
+    part_radius = float(np.sqrt(((moving_rest - moving_rest.mean(0)) ** 2).sum(1).mean()))  # RMS, for step sizes
     use_curriculum = curriculum and guidance.supports_frame_subsets and F > 1
     plan = frame_schedule(iterations, F, use_curriculum)
     rng = np.random.default_rng(seed)
@@ -131,27 +149,31 @@ def lift_gaussians(
             if phase == "track":
                 if frame >= 2:
                     model.copy_frame(frame - 1, frame)
-                motion_opt = torch.optim.Adam(model.motion_parameters(), lr=learning_rate, eps=1e-15)
+                motion_opt = _motion_optimizer(model, learning_rate, part_radius)
             elif phase in ("polish", "all"):
-                motion_opt = torch.optim.Adam(model.motion_parameters(), lr=learning_rate, eps=1e-15)
+                motion_opt = _motion_optimizer(model, learning_rate, part_radius)
         if phase == "appearance":
             frames = [0]
         elif phase == "track":
             frames = [frame]
             # large steps first (the warm start may be off), small at the end of the frame's window
+            factor = TRACK_LR_START * (TRACK_LR_END / TRACK_LR_START) ** ((step - start) / max(length - 1, 1))
             for g in motion_opt.param_groups:
-                g["lr"] = learning_rate * TRACK_LR_START * (TRACK_LR_END / TRACK_LR_START) ** ((step - start) / max(length - 1, 1))
+                g["lr"] = g["base_lr"] * factor
         elif phase == "polish":
             k = min(frames_per_step or POLISH_FRAMES, F)
             frames = sorted(rng.choice(F, size=k, replace=False).tolist())
         else:
             frames = list(range(F))
+        # tracking: the first half of a frame's window compares at half resolution (coarse to fine)
+        level = 1 if phase == "track" and step - start < length // 2 and guidance.num_levels > 1 else 0
+        width, height = guidance.size(level)
         means, quats = model.means()[frames], model.frame_quats()[frames]
         render = rasterize_gaussians(means, quats, model.log_scales, model.opacity_logits, model.features, rig,
-                                     guidance.width, guidance.height, background=background, backend=backend)
+                                     width, height, background=background, backend=backend)
         info = render.info
         loss = guidance.loss(render.features, step, iterations, frames=frames if use_curriculum else None,
-                             alpha=render.alpha)
+                             alpha=render.alpha, level=level)
         moving_frames = [f for f in frames if f > 0]
         if loss is not None and not rigid and isometry_weight > 0 and moving_frames:
             pts = model.means()[moving_frames][:, model.moving_idx]  # [F', M, 3]
@@ -187,7 +209,7 @@ def lift_gaussians(
                                       "moving Gaussians left the scene (non-finite or far away); lower the "
                                       "learning rate")
         preview = None
-        if (step + 1) % preview_every == 0 or step + 1 == iterations:
+        if ((step + 1) % preview_every == 0 or step + 1 == iterations) and level == 0:
             preview = guidance.preview(render.features.detach()[-1:], frames[-1:])[0]
         on_step(step + 1, iterations, preview)
 

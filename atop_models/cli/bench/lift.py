@@ -7,8 +7,8 @@ ImageDream rig, lifted to per-frame Gaussians with "video" guidance (rigid motio
 estimated from the lifted point sequence. Errors are measured against the ground-truth joint with the
 project's metrics (axis error, position error raw and over the bounding-box diagonal, type accuracy).
 
-The camera distance is chosen per joint so that the object's bounding sphere over the whole motion fits
-the field of view (the opened part stays in view).
+The camera distance is chosen per joint as the smallest at which the object, at rest, half open and fully
+open, stays inside every view (the opened part stays in view, as large as possible).
 """
 from __future__ import annotations
 
@@ -29,17 +29,31 @@ log = logging.getLogger("atop")
 SUMMARY_FIELDS = ("n_joints", "mae_deg", "mpe", "mpe_norm", "type_acc", "ms_per_joint", "seconds_per_joint")
 
 
-def motion_rig(mesh, joint, values, *, resolution: int, fov_deg: float = 40.0, margin: float = 1.05):
-    """ImageDream rig (4 views) whose distance keeps the object's bounding sphere, over every joint value,
-    inside the field of view."""
-    from ...geometry.cameras import DEFAULT_DISTANCE, imagedream_rig
+def motion_rig(mesh, joint, values, *, resolution: int, fov_deg: float = 40.0, border: float = 0.04):
+    """ImageDream rig (4 views) at the smallest distance where the object, at rest, half open and fully
+    open, projects inside every view with ``border`` (a fraction of the image) to spare."""
+    from ...geometry.cameras import imagedream_rig, world_to_pixels
     from ...mesh.articulate import posed_vertices
 
     joints = [joint] + [j for j in mesh.joints if j.child != joint.child]
-    radius = max(float(np.linalg.norm(posed_vertices(mesh, {joint.child: float(v)}, joints), axis=1).max())
-                 for v in (values[0], values[-1]))
-    distance = max(DEFAULT_DISTANCE, margin * radius / math.sin(math.radians(fov_deg) / 2))
-    return imagedream_rig(num_views=4, fov_deg=fov_deg, distance=distance, resolution=resolution)
+    picks = sorted({0, len(values) // 2, len(values) - 1})
+    pts = np.concatenate([posed_vertices(mesh, {joint.child: float(values[i])}, joints) for i in picks])
+
+    def fits(d: float) -> bool:
+        rig = imagedream_rig(num_views=4, fov_deg=fov_deg, distance=d, resolution=resolution)
+        px, depth = world_to_pixels(rig, pts)
+        lo, hi = border * resolution, (1 - border) * resolution
+        return bool((depth > 0.05).all() and (px >= lo).all() and (px <= hi).all())
+
+    lo, hi = 0.5, 2.0
+    while not fits(hi):
+        hi *= 1.5
+        if hi > 100:
+            raise InputError("the object does not fit the cameras at any distance; check the mesh")
+    for _ in range(20):  # bisection on the distance
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+    return imagedream_rig(num_views=4, fov_deg=fov_deg, distance=hi, resolution=resolution)
 
 
 def lift_joint(mesh, joint, *, frames: int = 10, iterations: int = 300, resolution: int = 64,
