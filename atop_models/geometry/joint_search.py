@@ -2,8 +2,9 @@
 (when points are tracked across frames) a closed-form correspondence fit.
 
 0. Cleaning: floaters (points whose k-th neighbour is far compared with the cloud's typical spacing) are
-   dropped per frame; the noise level is estimated from the rest frame (spread of points around local
-   planes), and each cloud is denoised along its local normals when it is noisy.
+   dropped per frame; the noise level is estimated from tracked pairs when there are tracks (else from the
+   spread of the rest points around local planes), and each cloud is denoised along its local normals when
+   it is noisy.
 1. Discrete search (the paper): PCA box of the part's rest points; 7 origins (centre, 6 face centres) x 6
    directions (3 box axes and their negations) x {revolute, prismatic}. For each candidate and frame the
    amount is found by a 1-D search over opening amounts (>= 0: a grid, then golden section); the score is
@@ -14,7 +15,10 @@
    point-to-point residuals between the moved rest part and every frame (nearest neighbours both ways,
    re-found every iteration in k-d trees built once per frame), jointly over the axis direction
    (2 angles), the origin (2 offsets perpendicular to the axis) and every frame's amount. Tracked points,
-   when there are any, add their own residuals. Few points first, then more.
+   when there are any, add their own residuals. Few points first; then every frame's amount is searched
+   again over the whole range for the refined axis (a drawer sliding along its own walls has local minima),
+   and the last iterations use more points. Every start (discrete best and track fit, per type) is
+   refined, and kept unrefined as a contender too.
 3. Correspondences (when ``track_ids`` exist): a robust per-frame rigid fit (Kabsch) of tracked points and
    screw-axis extraction. When the tracks agree with one rigid motion per frame (reliable tracks), they
    decide alone; otherwise their fit is one more starting point of the refinement.
@@ -157,7 +161,6 @@ def _prepare(seq: PointSequence, settings: SearchSettings) -> _Data:
         cloud_ids.append(None if ids is None else ids[f][moving[f]][keep])
     data = _Data(rest=clouds[0], frames=clouds[1:], rest_ids=cloud_ids[0],
                  frame_ids=None if ids is None else cloud_ids[1:], size=size, floaters=dropped)
-    data.noise = noise_scale(data.rest)
     return data
 
 
@@ -290,9 +293,9 @@ class _Problem:
     and each frame, both ways (chamfer pairs), plus tracked pairs. The k-d trees of the rest part and of
     every frame are built once; each evaluation only queries them with moved points."""
 
-    def __init__(self, data: _Data, settings: SearchSettings, tracks: list | None):
+    def __init__(self, data: _Data, settings: SearchSettings, tracks: list | None, denoise: bool = True):
         rng = np.random.default_rng(settings.seed + 1)
-        noisy = data.noise > 1e-4 * data.size
+        noisy = denoise and data.noise > 1e-4 * data.size
         self.size, self.cap = data.size, settings.cap * data.size
         self.floor = 1e-9 * data.size
         # Normals are needed by the chamfer refinement (and to denoise noisy clouds): built on first use.
@@ -556,11 +559,12 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
         fit, explained, track_noise = correspondence_fit(data, tracks, settings.cap * data.size)
         # Tracks measure the noise directly (the spread around local planes overstates it on thin parts and
         # understates it on parts no larger than the noise).
-        if explained >= 0.5:
-            data.noise = track_noise
+        data.noise = track_noise if explained >= 0.5 else noise_scale(data.rest)
         # Tracks decide alone only on clean data; on noisy data the chamfer terms add far more points.
         reliable = explained >= settings.reliable_tracks and data.noise <= 1e-4 * data.size
-    problem = _Problem(data, settings, tracks)
+    else:
+        data.noise = noise_scale(data.rest)
+    problem = _Problem(data, settings, tracks, denoise=refine_result)  # the discrete result is only scored
     n_score = settings.score_points
     contenders = []  # (label, type, axis, origin, amounts)
     if not refine_result:

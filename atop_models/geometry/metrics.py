@@ -56,6 +56,9 @@ def summarize(rows: list[dict]) -> dict:
     ms = [r["ms"] for r in done if r.get("ms") is not None]
     if ms:
         out["ms_per_joint"] = float(np.mean(ms))
+    cpu = [r["cpu_ms"] for r in done if r.get("cpu_ms") is not None]
+    if cpu:
+        out["cpu_ms_per_joint"] = float(np.mean(cpu))
     return out
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from atop_models.cli import main
 
-SUMMARY_KEYS = {"n_joints", "n_failed", "mae_deg", "mpe", "mpe_norm", "type_acc", "ms_per_joint"}
+SUMMARY_KEYS = {"n_joints", "n_failed", "mae_deg", "mpe", "mpe_norm", "type_acc", "ms_per_joint", "cpu_ms_per_joint"}
 
 
 def test_bench_joints_procedural_json(tmp_path, capsys):
@@ -23,7 +23,7 @@ def test_bench_joints_procedural_json(tmp_path, capsys):
     assert s["mpe_norm"] is None or s["mpe_norm"] < 0.005
     row = data["joints"][0]
     assert {"object", "category", "part", "gt_type", "pred_type", "axis_err_deg", "pos_err", "pos_err_norm",
-            "ms", "method", "pred"} <= set(row)
+            "ms", "cpu_ms", "method", "pred"} <= set(row)
     assert row["object"] == "cabinet_0" and row["pred"]["type"] in ("revolute", "prismatic")
     assert {r["category"] for r in data["joints"]} == {"cabinet", "chest_of_drawers"}
     assert data["settings"]["procedural"] == 2 and data["settings"]["frames"] == 6
