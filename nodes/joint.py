@@ -76,7 +76,7 @@ class GroundTruthPointSequence(io.ComfyNode):
                 PartMeshType.Input("mesh", tooltip="Mesh with ground-truth joints (PartNet-Mobility or procedural)."),
                 io.String.Input("part_name", default="door", tooltip="The part that moves."),
                 io.Int.Input("num_frames", default=10, min=2, max=64, tooltip="Frames from rest to the upper limit."),
-                io.Int.Input("points", default=2000, min=16, max=100000, tooltip="Points on the moving part per frame."),
+                io.Int.Input("num_points", default=2000, min=16, max=100000, tooltip="Points on the moving part per frame."),
                 io.Float.Input("noise", default=0.0, min=0.0, max=0.2, step=0.001,
                                tooltip="Gaussian noise, fraction of the object's bounding-box diagonal."),
                 io.Float.Input("outliers", default=0.0, min=0.0, max=0.9, step=0.01,
@@ -90,11 +90,11 @@ class GroundTruthPointSequence(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, mesh, part_name, num_frames, points, noise, outliers, subsample, drop_correspondence,
+    def execute(cls, mesh, part_name, num_frames, num_points, noise, outliers, subsample, drop_correspondence,
                 seed) -> io.NodeOutput:
         with user_errors("GroundTruthPointSequence"):
             joint = _gt_joint(mesh, part_name)
-            seq = point_sequence_from_joint(mesh, joint, opening_values(joint, num_frames), n_points=points,
+            seq = point_sequence_from_joint(mesh, joint, opening_values(joint, num_frames), n_points=num_points,
                                             noise=noise, outliers=outliers, subsample=subsample,
                                             drop_correspondence=drop_correspondence, seed=seed)
         return io.NodeOutput(seq)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..atop_models.errors import InputError
 from ..atop_models.lift.guidance import ModelNoisePredictor, SDSGuidance, VideoGuidance
 from ..atop_models.lift.lift import lift_gaussians
-from ._comfy import images_to_comfy, io, progress_callback, user_errors
+from ._comfy import images_to_comfy, io, progress_callback, soft_empty_cache, torch_device, user_errors
 from .types import CamerasType, MVModelType, MVVideoType, PartMeshType, PointSequenceType
 
 
@@ -66,26 +67,31 @@ class GaussianSDSLift(io.ComfyNode):
     def execute(cls, mesh, part_name, cameras, guidance, iterations, learning_rate, num_gaussians, rigid,
                 guidance_scale, t_min, t_max, seed, backend, video=None, model=None, resolution=64) -> io.NodeOutput:
         with user_errors("GaussianSDSLift"):
-            if guidance == "video":
-                if video is None:
-                    raise InputError("'video' guidance needs a video input; connect a multi-view motion video")
-                guide = VideoGuidance(video, cameras, resolution=resolution)
-                device = "cpu"
-            else:
-                if model is None:
-                    raise InputError("'sds' guidance needs a model; connect ATOP Load Inflated ImageDream")
-                if video is None:
-                    raise InputError("'sds' guidance needs a video for its prompt, rest-state views and part "
-                                     "masks; connect ATOP Multi-View Motion Sample's video")
-                bundle = model.load()  # ComfyUI places every component on its compute device
-                device = bundle.device
-                predictor = ModelNoisePredictor(bundle, cameras, video.prompt, video.frames[:, 0],
-                                                video.part_masks, video.num_frames)
-                guide = SDSGuidance(predictor, guidance_scale=guidance_scale, t_min=t_min, t_max=t_max, seed=seed)
-            result = lift_gaussians(mesh, part_name, cameras, guide, iterations=iterations,
-                                    learning_rate=learning_rate, num_gaussians=num_gaussians, rigid=rigid,
-                                    seed=seed, backend=backend, device=device,
-                                    on_step=progress_callback(iterations))
+            if guidance == "video" and video is None:
+                raise InputError("'video' guidance needs a video input; connect a multi-view motion video")
+            if guidance == "sds" and model is None:
+                raise InputError("'sds' guidance needs a model; connect ATOP Load Inflated ImageDream")
+            if guidance == "sds" and video is None:
+                raise InputError("'sds' guidance needs a video for its prompt, rest-state views and part "
+                                 "masks; connect ATOP Multi-View Motion Sample's video")
+            # ComfyUI runs nodes under inference_mode: the optimisation needs autograd back, and every tensor
+            # it touches must be made outside inference mode.
+            with torch.inference_mode(False), torch.enable_grad():
+                if guidance == "video":
+                    device = torch_device()
+                    guide = VideoGuidance(video, cameras, resolution=resolution, device=device)
+                else:
+                    bundle = model.load()  # ComfyUI places every component on its compute device
+                    device = bundle.device
+                    predictor = ModelNoisePredictor(bundle, cameras, video.prompt, video.frames[:, 0],
+                                                    video.part_masks, video.num_frames)
+                    guide = SDSGuidance(predictor, guidance_scale=guidance_scale, t_min=t_min, t_max=t_max,
+                                        seed=seed)
+                result = lift_gaussians(mesh, part_name, cameras, guide, iterations=iterations,
+                                        learning_rate=learning_rate, num_gaussians=num_gaussians, rigid=rigid,
+                                        seed=seed, backend=backend, device=device,
+                                        on_step=progress_callback(iterations))
+        soft_empty_cache()
         losses = [float(x) for x in result.losses if np.isfinite(x)]  # skipped steps are NaN
         info = f"{result.info}; {result.seconds:.1f} s"
         return io.NodeOutput(result.sequence, images_to_comfy(np.asarray(result.previews)), {"loss": losses}, info)

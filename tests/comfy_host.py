@@ -162,7 +162,8 @@ class ComfyHost:
                     continue
                 for item in items:
                     if isinstance(item, dict) and "filename" in item:
-                        folder = {"output": self.output_dir, "temp": self.base / "temp", "input": self.input_dir}[
+                        # ComfyUI puts its temp files in <--temp-directory>/temp.
+                        folder = {"output": self.output_dir, "temp": self.base / "temp" / "temp", "input": self.input_dir}[
                             item.get("type", "output")
                         ]
                         files.append(folder / item.get("subfolder", "") / item["filename"])

@@ -71,5 +71,9 @@ def lib(pack):
 
 
 def run_node(cls, **kwargs):
-    """Execute a V3 node the way ComfyUI does (normalised NodeOutput); returns the NodeOutput."""
-    return cls.EXECUTE_NORMALIZED(**kwargs)
+    """Execute a V3 node the way ComfyUI does: normalised NodeOutput, under torch.inference_mode (as
+    ComfyUI's executor runs every node)."""
+    import torch
+
+    with torch.inference_mode():
+        return cls.EXECUTE_NORMALIZED(**kwargs)

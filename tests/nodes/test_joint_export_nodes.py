@@ -19,7 +19,7 @@ def cabinet(lib):
 
 def test_search_evaluate_export(node_classes, cabinet, comfy_dirs):
     seq = run_node(node_classes["GroundTruthPointSequence"], mesh=cabinet, part_name="door", num_frames=6,
-                   points=600, noise=0.0, outliers=0.0, subsample=1, drop_correspondence=1.0, seed=0).result[0]
+                   num_points=600, noise=0.0, outliers=0.0, subsample=1, drop_correspondence=1.0, seed=0).result[0]
     assert seq.points.shape[0] == 6 and seq.track_ids is None
     joint, overlay = run_node(node_classes["OBBAxisSearch"], points=seq, mesh=cabinet, joint_type="auto",
                               refine=True).result
@@ -37,5 +37,5 @@ def test_search_evaluate_export(node_classes, cabinet, comfy_dirs):
 
 def test_bad_part_is_a_clear_error(node_classes, cabinet):
     with pytest.raises(ValueError, match=r"^ATOP GroundTruthPointSequence: part 'lid' not found"):
-        run_node(node_classes["GroundTruthPointSequence"], mesh=cabinet, part_name="lid", num_frames=4, points=100,
+        run_node(node_classes["GroundTruthPointSequence"], mesh=cabinet, part_name="lid", num_frames=4, num_points=100,
                  noise=0.0, outliers=0.0, subsample=1, drop_correspondence=0.0, seed=0)

@@ -73,8 +73,9 @@ def with_tiny_settings(prompt: dict) -> dict:
 def test_api_workflow_completes(comfy, workflow):
     prompt = with_tiny_settings(json.loads((API_DIR / workflow).read_text()))
     entry = comfy.wait(comfy.queue(prompt), timeout=900)
-    error = execution_error(entry)
-    assert entry["status"]["status_str"] == "success", error
+    error = execution_error(entry) or {}
+    assert entry["status"]["status_str"] == "success", (
+        f"{error.get('node_type')}: {error.get('exception_message')}\n{''.join(error.get('traceback', [])[-3:])}")
     files = comfy.output_files(entry)
     assert files, f"{workflow} produced no output files"
     for path in files:
