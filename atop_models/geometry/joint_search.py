@@ -59,7 +59,7 @@ class SearchSettings:
     max_angle: float = np.pi  # revolute search range (radians)
     max_slide: float = 1.0  # prismatic search range, as a fraction of the object size
     cap: float = 0.05  # distance cap, fraction of the object size
-    refine_iterations: int = 30
+    refine_iterations: int = 30  # at most a third on few points, then at most a sixth on more
     revolute_margin: float = 0.02  # share of the explained motion a revolute joint must gain over a slide
     revolute_share: float = 0.1  # ... and share of the slide's own score (noise-fitting by the extra freedom)
     floater_reach: float = 3.0  # a point whose k-th neighbour is farther than this x the median is a floater
@@ -295,7 +295,7 @@ class _Problem:
 
     def __init__(self, data: _Data, settings: SearchSettings, tracks: list | None, denoise: bool = True):
         rng = np.random.default_rng(settings.seed + 1)
-        noisy = denoise and data.noise > 1e-4 * data.size
+        self.noisy = noisy = denoise and data.noise > 1e-4 * data.size
         self.size, self.cap = data.size, settings.cap * data.size
         self.floor = 1e-9 * data.size
         # Normals are needed by the chamfer refinement (and to denoise noisy clouds): built on first use.
@@ -360,10 +360,10 @@ class _Problem:
 
     def search_amounts(self, jtype: str, axis, origin, amounts, settings: SearchSettings, steps: int = 48):
         """Per-frame amounts by a 1-D grid over the whole range (both signs) for a fixed axis and origin,
-        scored by the capped chamfer of ``coarse_points`` points; a frame keeps its amount unless the grid
+        scored by the capped chamfer of a few points (plus tracks); a frame keeps its amount unless the grid
         finds a better one."""
         rng = np.random.default_rng(0)
-        n = settings.coarse_points
+        n = settings.discrete_points + settings.discrete_points // 2  # a coarse ranking: few points suffice
         upper = settings.max_angle if jtype == "revolute" else settings.max_slide * self.size
         grid = np.concatenate([np.linspace(-upper, upper, 2 * steps + 1)[:, None].repeat(self.Fm, 1),
                                np.asarray(amounts, float)[None]])  # [K, Fm]; the last row = current amounts
@@ -433,6 +433,9 @@ def refine(problem: _Problem, jtype: str, axis, origin, amounts, settings: Searc
     n = ng + len(q)
     n_pts = settings.coarse_points
     fine_its = 0
+    # Steps (radians, fractions of the size) that count as converged; on noisy points the nearest neighbours
+    # keep changing a little, so finer steps would only spend time.
+    tol = (1e-3, 1e-4) if problem.noisy else (1e-4, 1e-7)
     for it in range(settings.refine_iterations):
         u, v = _basis(a)
         R, t = _frame_motions(jtype, a, o, q)
@@ -473,13 +476,13 @@ def refine(problem: _Problem, jtype: str, axis, origin, amounts, settings: Searc
             o = o + delta[2] * u + delta[3] * v
         q = q + delta[ng:]
         step = max(np.abs(delta[:2]).max(), np.abs(delta[2:]).max() / problem.size)
-        if n_pts < settings.refine_points and (step < 1e-4 or it >= settings.refine_iterations // 3):
+        if n_pts < settings.refine_points and (step < tol[0] or it >= settings.refine_iterations // 3):
             n_pts = settings.refine_points  # converged on few points: finish on more of them
             if use_chamfer:  # a frame's amount may sit in a local minimum (a drawer's walls slide freely)
                 q = problem.search_amounts(jtype, a, o, q, settings)
         elif n_pts >= settings.refine_points:
             fine_its += 1
-            if step < 1e-7 or fine_its >= max(3, settings.refine_iterations // 6):
+            if step < tol[1] or fine_its >= max(3, settings.refine_iterations // 6):
                 break
     log.debug("refinement (%s): %d iterations", jtype, it + 1)
     return a, o, q
