@@ -80,6 +80,30 @@ def test_api_workflow_completes(comfy, workflow):
     assert files, f"{workflow} produced no output files"
     for path in files:
         assert path.exists() and path.stat().st_size > 0, path
+    if any(node["class_type"] == "ExportURDF" for node in prompt.values()):
+        check_exported_articulation(comfy, entry)
+
+
+def check_exported_articulation(comfy, entry) -> None:
+    """The URDF loads in a real URDF consumer with one movable joint, and the animated GLB plays."""
+    import trimesh
+    import yourdfpy
+
+    from atop_models.export.animated_glb import read_glb
+
+    # Preview 3D results name the model file relative to the output folder: {"result": [file, camera]}.
+    shown = [out["result"][0] for out in entry["outputs"].values() if out.get("result")]
+    glbs = [comfy.output_dir / name for name in shown if str(name).endswith(".glb")]
+    assert glbs, f"no animated GLB was shown in Preview 3D: {entry['outputs']}"
+    for glb in glbs:
+        gltf, _ = read_glb(glb.read_bytes())
+        assert gltf["animations"] and gltf["animations"][0]["channels"]
+        assert len(trimesh.load(glb).geometry) >= 2
+        urdfs = list(glb.parent.rglob("*.urdf"))
+        assert len(urdfs) == 1, urdfs
+        robot = yourdfpy.URDF.load(str(urdfs[0]))
+        movable = [j for j in robot.robot.joints if j.type in ("revolute", "prismatic", "continuous")]
+        assert len(movable) == 1 and robot.scene is not None and len(robot.scene.geometry) >= 2
 
 
 def test_bad_input_comes_back_with_our_message(comfy):
