@@ -370,8 +370,9 @@ class _Problem:
         rest = self.rest[self.rest_order[:n]]
         targets = np.stack([_exactly(self.fpts[o], n, rng) for o in self.frame_order])  # [Fm, n, 3]
         K = len(grid)
-        R, t = _transforms(np.full(K * self.Fm, jtype == "revolute"), np.repeat(np.asarray(axis, float)[None], K * self.Fm, 0),
-                           np.repeat(np.asarray(origin, float)[None], K * self.Fm, 0), grid.reshape(-1))
+        B = K * self.Fm
+        R, t = _transforms(np.full(B, jtype == "revolute"), np.repeat(np.asarray(axis, float)[None], B, 0),
+                           np.repeat(np.asarray(origin, float)[None], B, 0), grid.reshape(-1))
         moved = _move(rest, R, t).reshape(K, self.Fm, len(rest), 3)
         sc = batched_chamfer_frames(moved, targets, self.cap)  # [K, Fm]
         if self.tracks is not None:  # tracked points see motions the chamfer cannot (a spinning knob)
@@ -531,7 +532,8 @@ def correspondence_fit(data: _Data, tracks: list, cap: float) -> tuple[dict, flo
     ts = np.array([f[1] for f in fits])
     w = np.concatenate([f[2] for f in fits])
     explained = float((w >= 0.999).mean())
-    res = np.concatenate([np.linalg.norm(data.rest[i] @ R.T + t - y, axis=1) for (i, _, y), R, t in zip(tracks, Rs, ts)])
+    res = np.concatenate([np.linalg.norm(data.rest[i] @ R.T + t - y, axis=1)
+                          for (i, _, y), R, t in zip(tracks, Rs, ts)])
     # per-coordinate noise of one point: a pair's residual norm is chi(3) distributed with 2 sigma^2 per axis
     noise = float(np.median(res[w >= 0.999])) / (1.538 * np.sqrt(2.0)) if explained > 0 else np.inf
     centre = data.rest.mean(axis=0)
