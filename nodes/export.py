@@ -7,6 +7,7 @@ from ..atop_models.errors import InputError
 from ..atop_models.export.animated_glb import write_animated_glb
 from ..atop_models.export.urdf import write_urdf
 from ._comfy import io, output_directory, ui, user_errors
+from ._joints import joint_list
 from .types import JointType, PartMeshType
 
 
@@ -48,7 +49,7 @@ class ExportURDF(io.ComfyNode):
     @classmethod
     def execute(cls, mesh, joint, robot_name, filename_prefix, mesh_format, frame) -> io.NodeOutput:
         with user_errors("ExportURDF"):
-            joints = list(joint) if isinstance(joint, (list, tuple)) else [joint]
+            joints = joint_list(joint)
             prefix = "".join(c if c.isalnum() or c in "-_" else "_" for c in filename_prefix) or "atop"
             if not robot_name.strip():
                 raise InputError("robot name is empty; give the URDF robot a name")

@@ -10,6 +10,7 @@ from ..atop_models.mesh.articulate import governing_joint
 from ..atop_models.render.motion import opening_values
 from ..atop_models.render.overlay import axis_overlay
 from ._comfy import images_to_comfy, io, ui, user_errors
+from ._joints import joint_list
 from .types import CamerasType, JointType, PartMeshType, PointSequenceType
 
 
@@ -124,7 +125,7 @@ class EvaluateJoint(io.ComfyNode):
     @classmethod
     def execute(cls, joint, mesh) -> io.NodeOutput:
         with user_errors("EvaluateJoint"):
-            j = joint[0] if isinstance(joint, (list, tuple)) else joint
+            j = joint_list(joint)[0]
             err = joint_errors(j, _gt_joint(mesh, j.child), mesh.bbox_diagonal)
             text = f"{j.child}: {report(err)}; method: {j.method}"
         pos = -1.0 if err["pos_err_norm"] is None else float(err["pos_err_norm"])

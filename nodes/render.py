@@ -9,6 +9,7 @@ from ..atop_models.mesh.articulate import posed_vertices
 from ..atop_models.render.masks import part_masks, part_silhouettes
 from ..atop_models.render.raycast import render_views
 from ._comfy import images_to_comfy, io, user_errors
+from ._joints import joint_moving
 from .types import CamerasType, JointType, PartMeshType
 
 
@@ -32,9 +33,7 @@ def posed(mesh, part_name: str, joint_value: float, joint=None):
     part = mesh.part_names[mesh.part_index(part_name)]
     if joint is None:
         return posed_vertices(mesh, {part: joint_value})
-    joints = joint if isinstance(joint, (list, tuple)) else [joint]
-    chosen = next((j for j in joints if j.child == part), joints[0])
-    return posed_vertices(mesh, {part: joint_value}, joints=[chosen.replace(child=part)])
+    return posed_vertices(mesh, {part: joint_value}, joints=[joint_moving(joint, part)])
 
 
 class MeshMultiViewRender(io.ComfyNode):

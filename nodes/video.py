@@ -6,6 +6,7 @@ from ..atop_models.errors import InputError
 from ..atop_models.mesh.articulate import governing_joint
 from ..atop_models.render.motion import opening_values, render_joint_motion
 from ._comfy import images_to_comfy, io, user_errors
+from ._joints import joint_moving
 from .types import CamerasType, JointType, MVVideoType, PartMeshType
 
 
@@ -44,8 +45,7 @@ class MultiViewVideoFromMesh(io.ComfyNode):
         with user_errors("MultiViewVideoFromMesh"):
             part = mesh.part_names[mesh.part_index(part_name)]
             if joint is not None:
-                joints = joint if isinstance(joint, (list, tuple)) else [joint]
-                chosen = next((j for j in joints if j.child == part), joints[0]).replace(child=part)
+                chosen = joint_moving(joint, part)
             else:
                 chosen = governing_joint(mesh, part)
                 if chosen is None:
