@@ -22,7 +22,7 @@ from ..types import CameraRig, MultiViewVideo
 
 log = logging.getLogger("atop")
 
-COVERAGE_THRESHOLD = 2.0 / 255.0  # a pixel further than this from the background colour shows the object
+COVERAGE_THRESHOLD = 0.05  # a pixel further than this from the background colour shows the object
 
 
 def check_rig_matches(video_rig: CameraRig, rig: CameraRig, atol: float = 1e-4) -> None:
@@ -87,7 +87,7 @@ class VideoGuidance:
         self.background = _corner_background(self.frames)  # [C]
         self.silhouette_weight = float(silhouette_weight) if target == "rgb" else 0.0
         # half-resolution copy (area average) for coarse steps: cheaper, and a wider basin for the motion
-        self.num_levels = 2 if min(self.height, self.width) >= 16 else 1
+        self.num_levels = 2 if min(self.height, self.width) >= 48 else 1
         self._coarse = None
         if self.num_levels > 1:
             half = lambda x: Fn.avg_pool2d(x, 2, ceil_mode=True)  # noqa: E731  [B, C, H, W]
