@@ -59,6 +59,7 @@ class SearchSettings:
     max_angle: float = np.pi  # revolute search range (radians)
     max_slide: float = 1.0  # prismatic search range, as a fraction of the object size
     cap: float = 0.05  # distance cap, fraction of the object size
+    probe_iterations: int = 4  # refinement steps that every start takes before the best one goes on
     refine_iterations: int = 30  # at most a third on few points, then at most a sixth on more
     revolute_margin: float = 0.02  # share of the explained motion a revolute joint must gain over a slide
     revolute_share: float = 0.1  # ... and share of the slide's own score (noise-fitting by the extra freedom)
@@ -422,7 +423,7 @@ def _jacobian(rev: bool, a, o, q, R, t, X, fi, u, v):
 
 
 def refine(problem: _Problem, jtype: str, axis, origin, amounts, settings: SearchSettings,
-           use_chamfer: bool = True):
+           use_chamfer: bool = True, iterations: int | None = None):
     """Levenberg-Marquardt on truncated-Huber weighted residuals over axis (2), origin (2, revolute only)
     and per-frame amounts: first ``coarse_points`` queries per frame, then ``refine_points``. Returns axis,
     origin, amounts [Fm]."""
@@ -437,7 +438,7 @@ def refine(problem: _Problem, jtype: str, axis, origin, amounts, settings: Searc
     # Steps (radians, fractions of the size) that count as converged; on noisy points the nearest neighbours
     # keep changing a little, so finer steps would only spend time.
     tol = (1e-3, 1e-4) if problem.noisy else (1e-4, 1e-7)
-    for it in range(settings.refine_iterations):
+    for it in range(settings.refine_iterations if iterations is None else iterations):
         u, v = _basis(a)
         R, t = _frame_motions(jtype, a, o, q)
         A = np.zeros((n, n))
@@ -588,13 +589,19 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
                 starts[jt].append(("refined OBB search", np.array(c["axis"]), np.array(c["origin"]),
                                    np.array(c["amounts"][1:])))
         for jt in types:
-            # Every start is refined (noisy tracks and the chamfer can each mislead the other), and stays a
+            # Noisy tracks and the chamfer can each mislead the other: every start takes a few refinement
+            # steps, the one that then explains the frames best is refined to the end, and every start stays a
             # contender itself in case the refinement made it worse.
+            tried = []
             for label, a0, o0, q0 in starts[jt]:
-                a, o, q = refine(problem, jt, a0, o0, q0, settings, use_chamfer=not reliable)
-                contenders.append((label, jt, a, o, q))
                 if not reliable:
                     contenders.append((label.replace("refined ", "") + " (unrefined)", jt, a0, o0, q0))
+                if len(starts[jt]) > 1:
+                    a0, o0, q0 = refine(problem, jt, a0, o0, q0, settings, iterations=settings.probe_iterations)
+                tried.append((problem.score(jt, a0, o0, q0, settings.coarse_points), label, a0, o0, q0))
+            _, label, a0, o0, q0 = min(tried, key=lambda x: x[0])
+            a, o, q = refine(problem, jt, a0, o0, q0, settings, use_chamfer=not reliable)
+            contenders.append((label, jt, a, o, q))
     scored = []
     for label, jt, a, o, q in contenders:
         c, tr = problem.score_terms(jt, a, o, q, n_score)
