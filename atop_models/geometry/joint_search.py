@@ -17,14 +17,18 @@
    (2 angles), the origin (2 offsets perpendicular to the axis) and every frame's amount. Tracked points,
    when there are any, add their own residuals. Few points first; then every frame's amount is searched
    again over the whole range for the refined axis (a drawer sliding along its own walls has local minima),
-   and the last iterations use more points. Every start (discrete best and track fit, per type) is
-   refined, and kept unrefined as a contender too.
+   and the last iterations use more points. Every start (discrete best and track fit, per type) takes a
+   few probe steps; the one that then explains the frames best is refined to the end. The starts stay
+   contenders unrefined too.
 3. Correspondences (when ``track_ids`` exist): a robust per-frame rigid fit (Kabsch) of tracked points and
    screw-axis extraction. When the tracks agree with one rigid motion per frame (reliable tracks), they
    decide alone; otherwise their fit is one more starting point of the refinement.
 The final joint is the contender with the lowest robust score on the same points; "auto" type prefers
 prismatic unless a revolute joint explains clearly more of the motion (it can always mimic a slide with a
-far axis). Distances are capped at ``cap`` x object size so outliers cost a bounded amount.
+far axis), by a margin of the explained motion and of the slide's own score (noise lets the hinge's extra
+freedom explain a little more of anything); the margin may be met on the tracked points alone. Distances
+are capped at ``cap`` x object size so outliers cost a bounded amount. "Does not move" compares the
+estimated motion with the noise (about noise / sqrt(points) is what still frames yield).
 """
 from __future__ import annotations
 
