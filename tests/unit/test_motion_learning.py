@@ -27,6 +27,7 @@ from atop_models.training.dataset import encode_training_set, make_batch
 from atop_models.training.finetune import FinetuneConfig, diffusion_loss, finetune_motion_module, fixed_loss
 
 torch.set_num_threads(1)
+pytestmark = pytest.mark.slow
 
 FRAMES = 3
 SIZE = 64
