@@ -7,4 +7,8 @@ cd "$root"
 bash scripts/setup_env.sh
 bash scripts/setup_browser.sh
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
+# Tests marked slow (the motion-learning proof with tiny models, about 16 minutes on 2 cores) run only when
+# asked for: ATOP_TEST_MARKERS=slow bash scripts/test.sh tests/unit/test_motion_learning.py
+markers="${ATOP_TEST_MARKERS:-not slow}"
+if [ "$#" -eq 0 ]; then set -- tests; fi
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -m "$markers" "$@"
