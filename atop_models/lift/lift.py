@@ -13,7 +13,7 @@ import torch
 
 from ..errors import DivergenceError, InputError
 from ..progress import OnStep, no_progress
-from ..render.gaussians import rasterize_gaussians
+from ..render.gaussians import rasterize_gaussians, select_backend
 from ..types import CameraRig, PartMesh, PointSequence
 from .gaussians import FrameGaussians, GaussianInit, init_gaussians
 from .guidance import SDSGuidance, VideoGuidance
@@ -117,6 +117,8 @@ def lift_gaussians(
     else:
         features = torch.zeros(len(init.means), guidance.feature_dim, dtype=dtype)
     model = FrameGaussians(init, F, features, rigid=rigid, device=device, dtype=dtype)
+    # Choose (and report) the rasteriser once; every render of the loop then uses that choice.
+    backend, backend_info = select_backend(backend, torch.device(device))
     background = guidance.background.to(device=device, dtype=dtype)
     appearance_opt = torch.optim.Adam([
         {"params": [model.features], "lr": APPEARANCE_LR["features"]},
@@ -139,7 +141,7 @@ def lift_gaussians(
     centre = torch.as_tensor(mesh.vertices.mean(0), dtype=dtype, device=device)
     losses: list[float] = []
     skipped = bad_run = 0
-    info = ""
+    info = backend_info
     preview_every = max(iterations // 10, 1)
     motion_opt, window = None, None
     for step in range(iterations):
@@ -171,7 +173,6 @@ def lift_gaussians(
         means, quats = model.means()[frames], model.frame_quats()[frames]
         render = rasterize_gaussians(means, quats, model.log_scales, model.opacity_logits, model.features, rig,
                                      width, height, background=background, backend=backend)
-        info = render.info
         loss = guidance.loss(render.features, step, iterations, frames=frames if use_curriculum else None,
                              alpha=render.alpha, level=level)
         moving_frames = [f for f in frames if f > 0]

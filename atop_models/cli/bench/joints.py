@@ -24,7 +24,7 @@ from ...errors import InputError
 log = logging.getLogger("atop")
 
 
-def _objects(args):
+def benchmark_objects(args):
     """Yields (object id, category, mesh, [(gt joint in the normalised frame, mesh joint)])."""
     from ...mesh.loaders import load_part_mesh
     from ...mesh.normalize import similarity_scale
@@ -76,7 +76,7 @@ def run(args) -> int:
     if not args.procedural and not args.data:
         raise InputError("give --data DIR (a folder with manifest.json) or --procedural N")
     rows = {"discrete": [], "refined": []}
-    for oid, cat, mesh, pairs in _objects(args):
+    for oid, cat, mesh, pairs in benchmark_objects(args):
         diag = mesh.bbox_diagonal
         for k, (gt, mj) in enumerate(pairs):
             values = opening_values(mj, args.frames)

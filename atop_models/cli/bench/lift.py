@@ -144,12 +144,12 @@ def print_table(result: dict, title: str) -> None:
 
 
 def run(args) -> int:
-    from .joints import _objects
+    from .joints import benchmark_objects
 
     if not args.procedural and not args.data:
         raise InputError("give --data DIR (a folder with manifest.json) or --procedural N")
     t0 = time.perf_counter()
-    result = run_benchmark(_objects(args), frames=args.frames, iterations=args.iterations,
+    result = run_benchmark(benchmark_objects(args), frames=args.frames, iterations=args.iterations,
                            resolution=args.resolution, num_gaussians=args.gaussians, limit=args.limit,
                            seed=args.seed, verbose=args.verbose)
     print_table(result, f"lift from ground-truth motion ({args.frames} frames, 4 views, {args.resolution} px, "
