@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
@@ -18,6 +17,7 @@ from typing import Iterable, Optional
 import torch
 
 from ..errors import ModelFileError
+from ..files import atomic_path
 from .bundle import MVModel
 from .motion import MotionConfig, is_motion_key
 from .tiny import KNOWN_UNET_CONFIGS, KNOWN_VAE_CONFIGS, REAL_UNET_CONFIG
@@ -462,14 +462,8 @@ def save_motion_module(unet, path: str | os.PathLike, metadata: Optional[dict] =
             "base_architecture": json.dumps(base_architecture(unet.config))}
     for k, v in (metadata or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 

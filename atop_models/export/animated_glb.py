@@ -12,12 +12,12 @@ import json
 import logging
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..files import write_bytes_atomic
 from ..types import Joint, PartMesh
 from .glb import Y_UP_FROM_Z_UP, part_mesh_to_scene
 from .urdf import BASE_LINK, _check_joints, joint_in_frame, link_assignment, output_frame
@@ -147,18 +147,6 @@ def write_animated_glb(mesh: PartMesh, joints: list[Joint] | Joint, path: str | 
     joints = [joints] if isinstance(joints, Joint) else list(joints)
     data = animated_glb_bytes(mesh, joints, frames=frames, fps=fps, frame=frame)
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write '{path}': {exc.strerror or exc}; choose a writable output folder") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(path, data)
     log.info("wrote animated GLB %s (%d joints, %d frames at %g fps)", path, len(joints), frames, fps)
     return path

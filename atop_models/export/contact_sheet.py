@@ -1,12 +1,12 @@
 """A PNG contact sheet: labelled rows of equally sized images (views, masks, motion frames, overlays)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ..files import atomic_path
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:  # [H, W, 3] or [H, W]
@@ -34,14 +34,6 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], *, tile: int = 160, 
 
 
 def save_png_atomic(image: Image.Image, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return Path(path)

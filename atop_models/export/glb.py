@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..files import write_bytes_atomic
 from ..types import PartMesh
 
 log = logging.getLogger("atop")
@@ -150,14 +150,6 @@ def write_glb(mesh: PartMesh, path: str | os.PathLike, **kw) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = part_mesh_to_scene(mesh, **kw).export(file_type="glb")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(path, data)
     log.info("wrote %s (%d parts, %d bytes)", path, len(mesh.part_names), len(data))
     return path

@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import DivergenceError, InputError
+from ..files import atomic_path
 from ..progress import OnStep, no_progress
 from .dataset import TrainingSet, encode_training_set, make_batch
 
@@ -156,14 +156,8 @@ def base_config_hash(unet) -> str:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _resume(unet, module_path: Path, state_path: Path, names: list[str], config: FinetuneConfig,
