@@ -20,7 +20,8 @@ from ..errors import InputError
 from ..files import write_bytes_atomic
 from ..types import Joint, PartMesh
 from .glb import Y_UP_FROM_Z_UP, part_mesh_to_scene
-from .urdf import BASE_LINK, _check_joints, joint_in_frame, link_assignment, output_frame
+from ..geometry.transforms import joint_in_frame
+from .urdf import BASE_LINK, _check_joints, link_assignment, output_frame
 
 log = logging.getLogger("atop")
 

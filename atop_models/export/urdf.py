@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..geometry.transforms import joint_in_frame
 from ..types import Joint, PartMesh
 from .glb import Y_UP_FROM_Z_UP, part_mesh_to_scene
 
@@ -42,18 +43,6 @@ def output_frame(mesh: PartMesh, frame: str) -> np.ndarray:  # [4, 4] out_from_n
     if frame == "normalized":
         return np.eye(4)
     raise InputError(f"frame '{frame}' is not supported; use 'source' or 'normalized'")
-
-
-def joint_in_frame(joint: Joint, T: np.ndarray) -> Joint:
-    """The joint expressed in the frame x' = T x (T a similarity: rotation, uniform scale, translation)."""
-    s = float(np.cbrt(abs(np.linalg.det(T[:3, :3]))))
-    axis = T[:3, :3] @ joint.axis
-    origin = T[:3, :3] @ joint.origin + T[:3, 3]
-    limits = joint.limits if joint.type == "revolute" else (joint.limits[0] * s, joint.limits[1] * s)
-    amounts = None
-    if joint.amounts is not None:
-        amounts = joint.amounts if joint.type == "revolute" else np.asarray(joint.amounts) * s
-    return joint.replace(axis=axis, origin=origin, limits=limits, amounts=amounts)
 
 
 def link_assignment(mesh: PartMesh, joints: list[Joint]) -> tuple[dict[str, str], dict[str, str]]:

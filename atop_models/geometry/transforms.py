@@ -37,3 +37,15 @@ def joint_matrix(joint: Joint, value: float) -> np.ndarray:  # [4, 4]
 
 def apply_transform(T: np.ndarray, points: np.ndarray) -> np.ndarray:  # [..., 3]
     return points @ T[:3, :3].T + T[:3, 3]
+
+
+def joint_in_frame(joint: Joint, T: np.ndarray) -> Joint:
+    """The joint expressed in the frame x' = T x (T a similarity: rotation, uniform scale, translation)."""
+    s = float(np.cbrt(abs(np.linalg.det(T[:3, :3]))))
+    axis = T[:3, :3] @ joint.axis
+    origin = T[:3, :3] @ joint.origin + T[:3, 3]
+    limits = joint.limits if joint.type == "revolute" else (joint.limits[0] * s, joint.limits[1] * s)
+    amounts = None
+    if joint.amounts is not None:
+        amounts = joint.amounts if joint.type == "revolute" else np.asarray(joint.amounts) * s
+    return joint.replace(axis=axis, origin=origin, limits=limits, amounts=amounts)

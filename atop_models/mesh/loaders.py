@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..types import Joint, Material, PartMesh
-from .normalize import UP_AXES, normalization_matrix, similarity_scale, transform_points
+from ..geometry.transforms import joint_in_frame
+from .normalize import UP_AXES, normalization_matrix, transform_points
 from .urdf_reader import UrdfModel, link_world_transforms, read_urdf
 
 log = logging.getLogger("atop")
@@ -300,12 +301,7 @@ def load_part_mesh(path: str, *, up_axis: str = "auto") -> PartMesh:
     yaw = PARTNET_FRONT_YAW_DEG if fmt == "partnet-mobility" else 0.0
     N = normalization_matrix(arrays["vertices"], up, yaw_deg=yaw)
     arrays["vertices"] = transform_points(N, arrays["vertices"])
-    s = similarity_scale(N)
-    njoints = []
-    for j in joints:
-        lim = j.limits if j.type == "revolute" else (j.limits[0] * s, j.limits[1] * s)
-        njoints.append(j.replace(axis=N[:3, :3] @ j.axis, origin=transform_points(N, j.origin[None])[0],
-                                 limits=lim))
+    njoints = [joint_in_frame(j, N) for j in joints]
     mesh = PartMesh(**arrays, normalized_from_source=N, source_path=os.path.abspath(path), source_format=fmt,
                     joints=njoints, name=name, attached=attached)
     log.info("loaded %s: %d parts, %d faces, %d joints (%s, up=%s)", path, len(mesh.part_names),

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InputError
 from ..types import Joint, Material, PartMesh
 from . import textures as tx
+from ..geometry.transforms import joint_in_frame
 from .normalize import normalization_matrix, similarity_scale, transform_points
 
 CATEGORIES: tuple[str, ...] = (
@@ -175,12 +176,7 @@ class _Builder:
                 offset += len(verts)
         verts = np.concatenate(V)
         N = normalization_matrix(verts, "z")  # metres -> normalised frame (no rotation: built +Z up, front -Y)
-        s = similarity_scale(N)
-        njoints = []
-        for j in joints:
-            lim = j.limits if j.type == "revolute" else (j.limits[0] * s, j.limits[1] * s)
-            njoints.append(j.replace(axis=N[:3, :3] @ j.axis, origin=transform_points(N, j.origin[None])[0],
-                                     limits=lim))
+        njoints = [joint_in_frame(j, N) for j in joints]
         face_part = np.concatenate(FP)
         return PartMesh(vertices=transform_points(N, verts), faces=np.concatenate(F), face_part=face_part,
                         part_names=list(self.parts), materials=materials, face_material=face_part.copy(),

@@ -4,7 +4,7 @@ import pytest
 from atop_models.errors import InputError
 from atop_models.export.animated_glb import motion_values, read_glb, write_animated_glb
 from atop_models.export.glb import Y_UP_FROM_Z_UP
-from atop_models.export.urdf import joint_in_frame
+from atop_models.geometry.transforms import joint_in_frame
 from atop_models.geometry.transforms import rotation_about_axis
 from atop_models.mesh.procedural import make_object
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from atop_models.errors import InputError
-from atop_models.export.urdf import joint_in_frame, write_urdf
+from atop_models.export.urdf import write_urdf
+from atop_models.geometry.transforms import joint_in_frame
 from atop_models.geometry.transforms import apply_transform, joint_matrix
 from atop_models.mesh.procedural import make_object
 
