@@ -33,3 +33,31 @@ def test_demo_writes_every_output(tmp_path):
     sheet = Image.open(summary["files"]["contact_sheet"])
     assert sheet.width > 600 and sheet.height > 600
     assert (out / "reference_clip" / "clip.json").exists() and (out / "summary.txt").exists()
+
+
+def test_demo_text_driven_path_runs_with_a_model(tmp_path):
+    """With weights and a motion module the motion is sampled by the model (tiny random weights here, so
+    only the path is checked, not the joint)."""
+    from atop_models.diffusion.checkpoints import load_model, save_motion_module
+    from atop_models.diffusion.tiny import make_tiny
+
+    make_tiny(tmp_path / "tiny", "diffusers")
+    save_motion_module(load_model(tmp_path / "tiny").unet, tmp_path / "motion.safetensors")
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "atop_models", "demo", "--out", str(out), "--model", str(tmp_path / "tiny"),
+         "--motion-module", str(tmp_path / "motion.safetensors"), "--iterations", "10", "--frames", "3",
+         "--gaussians", "300", "--resolution", "64"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["motion_source"] == "model" and summary["mode"].startswith("text-driven")
+    assert Path(summary["files"]["animated_glb"]).exists()
+
+
+def test_demo_model_without_motion_module_is_refused(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "atop_models", "demo", "--out", str(tmp_path / "d"),
+                             "--model", str(tmp_path / "nowhere")], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and "--model needs --motion-module" in result.stderr
