@@ -67,6 +67,11 @@ class MotionModuleFinetune(io.ComfyNode):
                 io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1e-1, step=1e-5,
                                tooltip="AdamW learning rate of the motion modules (paper-like: 1e-4 for a few "
                                        "hundred steps; lower it if the loss turns NaN)."),
+                io.Combo.Input("lr_schedule", options=["constant", "cosine"], default="constant",
+                               tooltip="constant: the learning rate throughout; cosine: decays it to 0 by the last "
+                                       "step (allows a larger starting rate)."),
+                io.Int.Input("warmup_steps", default=0, min=0, max=100000,
+                             tooltip="Raise the learning rate linearly from 0 over these first steps."),
                 io.Int.Input("batch_size", default=1, min=1, max=64,
                              tooltip="Clips per forward pass (each is views x frames images)."),
                 io.Int.Input("grad_accumulation_steps", default=1, min=1, max=1024,
@@ -97,14 +102,15 @@ class MotionModuleFinetune(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, dataset, steps=300, learning_rate=1e-4, batch_size=1, grad_accumulation_steps=1,
-                seed=0, gradient_checkpointing=True, training_dtype="auto", checkpoint_every=100,
+    def execute(cls, model, dataset, steps=300, learning_rate=1e-4, lr_schedule="constant", warmup_steps=0,
+                batch_size=1, grad_accumulation_steps=1, seed=0, gradient_checkpointing=True, training_dtype="auto", checkpoint_every=100,
                 save_name="motion_module", resume=True) -> io.NodeOutput:
         with user_errors("MotionModuleFinetune"):
             clips = load_clips(resolve_dataset(dataset))
             folder = model_folder_paths("atop_motion_modules")[0]
             module_path, _ = checkpoint_paths(folder, save_name)
-            config = FinetuneConfig(steps=steps, learning_rate=learning_rate, batch_size=batch_size,
+            config = FinetuneConfig(steps=steps, learning_rate=learning_rate, lr_schedule=lr_schedule,
+                                    warmup_steps=warmup_steps, batch_size=batch_size,
                                     grad_accumulation_steps=grad_accumulation_steps, seed=seed,
                                     gradient_checkpointing=gradient_checkpointing, training_dtype=training_dtype,
                                     checkpoint_every=checkpoint_every)

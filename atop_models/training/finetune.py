@@ -37,6 +37,7 @@ log = logging.getLogger("atop")
 
 STATE_SUFFIX = ".training_state"
 DTYPE_CHOICES = ("auto", "fp16", "bf16", "fp32")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -54,6 +55,20 @@ class FinetuneConfig:
     checkpoint_every: int = 100  # 0: only at the end
     train_query_projections: bool = False
     preview_every: int = 25  # steps between previews passed to on_step (0: none)
+    lr_schedule: str = "constant"  # constant | cosine (decays to 0 at the last step)
+    warmup_steps: int = 0  # linear warm-up from 0 over these first steps
+
+    def learning_rate_at(self, step: int) -> float:
+        """The learning rate of optimiser step ``step`` (1-based); a function of the step alone, so a resumed
+        run continues on the same curve."""
+        lr = self.learning_rate
+        if self.warmup_steps > 0 and step <= self.warmup_steps:
+            return lr * step / self.warmup_steps
+        if self.lr_schedule == "cosine":
+            span = max(self.steps - self.warmup_steps, 1)
+            progress = min(max(step - self.warmup_steps, 0) / span, 1.0)
+            lr *= 0.5 * (1 + math.cos(math.pi * progress))
+        return lr
 
     def check(self) -> None:
         bad = [f"{k}={getattr(self, k)}" for k in ("steps", "batch_size", "grad_accumulation_steps")
@@ -64,10 +79,15 @@ class FinetuneConfig:
             bad.append(f"cond_dropout={self.cond_dropout}")
         if self.training_dtype not in DTYPE_CHOICES:
             bad.append(f"training_dtype={self.training_dtype!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            bad.append(f"lr_schedule={self.lr_schedule!r}")
+        if self.warmup_steps < 0:
+            bad.append(f"warmup_steps={self.warmup_steps}")
         if bad:
             raise InputError(f"invalid training settings: {', '.join(bad)}; steps, batch size and accumulation "
                              f"must be at least 1, the learning rate positive, dropout in [0, 1), the dtype one "
-                             f"of {', '.join(DTYPE_CHOICES)}")
+                             f"of {', '.join(DTYPE_CHOICES)}, the schedule one of {', '.join(LR_SCHEDULES)} and "
+                             "the warm-up steps not negative")
 
 
 @dataclass
@@ -310,6 +330,8 @@ def finetune_motion_module(model, clips: Sequence, config: FinetuneConfig = Fine
     try:
         with torch.inference_mode(False), torch.enable_grad():
             for step in range(result.start_step + 1, config.steps + 1):
+                for group in opt.param_groups:
+                    group["lr"] = config.learning_rate_at(step)
                 opt.zero_grad(set_to_none=True)
                 total = 0.0
                 for _ in range(config.grad_accumulation_steps):

@@ -176,3 +176,19 @@ def test_bad_training_input(model_dir, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="atop"):
         res = finetune_motion_module(model, [bar_clip(prompt="open the door " * 40)], cfg(steps=1))
     assert res.steps_done == 1 and any("the rest is dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_learning_rate_schedules():
+    constant = FinetuneConfig(steps=100, learning_rate=1e-3)
+    assert [constant.learning_rate_at(s) for s in (1, 50, 100)] == [1e-3] * 3
+    cosine = FinetuneConfig(steps=110, learning_rate=1e-3, lr_schedule="cosine", warmup_steps=10)
+    assert cosine.learning_rate_at(5) == pytest.approx(5e-4)  # half-way through the warm-up
+    assert cosine.learning_rate_at(10) == pytest.approx(1e-3)
+    assert cosine.learning_rate_at(60) == pytest.approx(5e-4)  # half-way through the decay
+    assert cosine.learning_rate_at(110) == pytest.approx(0.0, abs=1e-12)
+    rates = [cosine.learning_rate_at(s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(InputError, match="lr_schedule='linear'"):
+        FinetuneConfig(lr_schedule="linear").check()
+    with pytest.raises(InputError, match="warmup_steps=-1"):
+        FinetuneConfig(warmup_steps=-1).check()
