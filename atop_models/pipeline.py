@@ -33,7 +33,7 @@ class ArticulateConfig:
     lift_iterations: int = 300
     lift_resolution: int = 64
     num_gaussians: int = 2000
-    rigid: bool = True
+    motion: str = "joint"  # the lift's motion model: joint, rigid or free
     joint_type: str = "auto"
 
 
@@ -91,7 +91,7 @@ def articulate(mesh: PartMesh, part: str, prompt: str, config: ArticulateConfig,
     on_stage("lift")
     guidance = VideoGuidance(video, rig, resolution=config.lift_resolution)
     lift = lift_gaussians(mesh, part, rig, guidance, iterations=config.lift_iterations,
-                          num_gaussians=config.num_gaussians, rigid=config.rigid, seed=config.seed)
+                          num_gaussians=config.num_gaussians, motion=config.motion, seed=config.seed)
     timings["lift"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

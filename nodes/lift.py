@@ -18,7 +18,8 @@ class GaussianSDSLift(io.ComfyNode):
             node_id="GaussianSDSLift",
             display_name="ATOP Gaussian SDS Lift",
             category="ATOP/lift",
-            description="Per-frame 3D Gaussians on the mesh (static part fixed, moving part free or rigid), "
+            description="Per-frame 3D Gaussians on the mesh (static part fixed; the moving part follows a "
+                        "joint, a rigid motion per frame, or moves freely), "
                         "optimised by score distillation with the motion model, or fitted to a given "
                         "multi-view video. Outputs the Gaussian centres per frame as a point sequence.",
             inputs=[
@@ -38,8 +39,11 @@ class GaussianSDSLift(io.ComfyNode):
                                tooltip="Adam learning rate of the motion parameters."),
                 io.Int.Input("num_gaussians", default=2000, min=64, max=200000,
                              tooltip="Gaussians in total, half on the moving part."),
-                io.Boolean.Input("rigid", default=True,
-                                 tooltip="The moving part's Gaussians share one rigid transform per frame."),
+                io.Combo.Input("motion", options=["joint", "rigid", "free"], default="rigid",
+                               tooltip="How the moving part's Gaussians move. joint: one hinge or slide for "
+                                       "all frames, searched among the part's bounding-box axes against the "
+                                       "video, then refined (video guidance only); rigid: one rigid transform "
+                                       "per frame; free: every Gaussian on its own."),
                 io.Float.Input("guidance_scale", default=5.0, min=0.0, max=100.0, step=0.1,
                                tooltip="Classifier-free guidance scale (sds)."),
                 io.Float.Input("t_min", default=0.02, min=0.0, max=1.0, step=0.01,
@@ -64,7 +68,7 @@ class GaussianSDSLift(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, mesh, part_name, cameras, guidance, iterations, learning_rate, num_gaussians, rigid,
+    def execute(cls, mesh, part_name, cameras, guidance, iterations, learning_rate, num_gaussians, motion,
                 guidance_scale, t_min, t_max, seed, backend, video=None, model=None, resolution=64) -> io.NodeOutput:
         with user_errors("GaussianSDSLift"):
             if guidance == "video" and video is None:
@@ -88,7 +92,7 @@ class GaussianSDSLift(io.ComfyNode):
                     guide = SDSGuidance(predictor, guidance_scale=guidance_scale, t_min=t_min, t_max=t_max,
                                         seed=seed)
                 result = lift_gaussians(mesh, part_name, cameras, guide, iterations=iterations,
-                                        learning_rate=learning_rate, num_gaussians=num_gaussians, rigid=rigid,
+                                        learning_rate=learning_rate, num_gaussians=num_gaussians, motion=motion,
                                         seed=seed, backend=backend, device=device,
                                         on_step=progress_callback(iterations))
         soft_empty_cache()

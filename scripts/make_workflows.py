@@ -96,7 +96,8 @@ WORKFLOWS: dict[str, dict] = {
         "3": {"class_type": "MultiViewVideoFromMesh", "inputs": {"mesh": link(1), "cameras": link(2, 1),
                                                                  "part_name": "door"}},
         "4": {"class_type": "GaussianSDSLift", "inputs": {
-            "mesh": link(1), "part_name": "door", "cameras": link(2, 1), "guidance": "video", "video": link(3)}},
+            "mesh": link(1), "part_name": "door", "cameras": link(2, 1), "guidance": "video", "video": link(3),
+            "motion": "joint"}},
         "5": {"class_type": "OBBAxisSearch", "inputs": {"points": link(4), "mesh": link(1)}},
         "6": {"class_type": "ExportURDF", "inputs": {"mesh": link(1), "joint": link(5), "robot_name": "cabinet",
                                                      "filename_prefix": "cabinet_lifted"}},

@@ -1,10 +1,12 @@
 """Per-frame 3D Gaussians of an object whose part moves.
 
 Gaussian i is the same physical point in every frame (its track id is i). Frame 0 is the rest state and
-stays fixed; static Gaussians never move; the moving part's Gaussians move per frame, either freely (one
-offset per Gaussian and frame) or rigidly (``rigid=True``: one rotation and translation per frame, shared
-by the whole part, about the part's rest centroid). Appearance (features, scales, rotations, opacities) is
-shared by all frames.
+stays fixed; static Gaussians never move; the moving part's Gaussians move per frame (``motion``):
+- "free": one offset per Gaussian and frame;
+- "rigid": one rotation and translation per frame, shared by the whole part, about its rest centroid;
+- "joint": a 1-DoF joint shared by every frame (revolute or prismatic: axis, a point on the axis) and one
+  joint value per frame, the fewest unknowns of all.
+Appearance (features, scales, rotations, opacities) is shared by all frames.
 """
 from __future__ import annotations
 
@@ -155,16 +157,23 @@ def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # [..., 4]
                         aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
 
 
+MOTIONS = ("joint", "rigid", "free")
+JOINT_MOTION_TYPES = ("revolute", "prismatic")
+
+
 class FrameGaussians(nn.Module):
     """Learnable per-frame Gaussians. ``means()`` [F, N, 3], ``quats()`` [F, N, 4]; frame 0 is the rest."""
 
-    def __init__(self, init: GaussianInit, num_frames: int, features: torch.Tensor, *, rigid: bool,
+    def __init__(self, init: GaussianInit, num_frames: int, features: torch.Tensor, *, motion: str = "rigid",
                  opacity: float = 0.9, device=None, dtype=torch.float32):
         super().__init__()
         if num_frames < 2:
             raise InputError(f"lifting needs at least 2 frames (rest + motion), got {num_frames}")
+        if motion not in MOTIONS:
+            raise InputError(f"unknown motion model '{motion}'; choose one of {', '.join(MOTIONS)}")
         kw = dict(device=device, dtype=dtype)
-        self.num_frames, self.rigid = num_frames, rigid
+        self.num_frames, self.motion = num_frames, motion
+        self.rigid = motion == "rigid"
         self.register_buffer("rest", torch.as_tensor(init.means, **kw))  # [N, 3]
         self.register_buffer("moving", torch.as_tensor(init.moving, device=device))  # [N] bool
         self.register_buffer("moving_idx", torch.nonzero(self.moving).squeeze(1))  # [M]
@@ -181,14 +190,43 @@ class FrameGaussians(nn.Module):
         self.log_scales = nn.Parameter(log_s)
         self.quats = nn.Parameter(quats)
         self.opacity_logits = nn.Parameter(torch.full((n,), math.log(opacity / (1 - opacity)), **kw))
-        if rigid:
+        if motion == "rigid":
             self.rotations = nn.Parameter(torch.zeros(num_frames - 1, 3, **kw))  # axis-angle per frame
             self.translations = nn.Parameter(torch.zeros(num_frames - 1, 3, **kw))
+        elif motion == "joint":
+            self.joint_type = "revolute"
+            self.joint_axis = nn.Parameter(torch.tensor([0.0, 0.0, 1.0], **kw))  # normalised where used
+            self.joint_origin = nn.Parameter(self.pivot.clone())
+            self.joint_amounts = nn.Parameter(torch.zeros(num_frames - 1, **kw))  # radians or length, per frame
         else:
             self.offsets = nn.Parameter(torch.zeros(num_frames - 1, m, 3, **kw))
 
     def motion_parameters(self) -> list[nn.Parameter]:
+        if self.motion == "joint":
+            return [self.joint_axis, self.joint_origin, self.joint_amounts]
         return [self.rotations, self.translations] if self.rigid else [self.offsets]
+
+    def set_joint(self, joint_type: str, axis, origin, amounts) -> None:
+        """Sets the joint motion (``motion="joint"``): type, axis [3], a point on it [3], values [F-1]."""
+        if joint_type not in JOINT_MOTION_TYPES:
+            raise InputError(f"joint type must be one of {', '.join(JOINT_MOTION_TYPES)}, got {joint_type!r}")
+        with torch.no_grad():
+            self.joint_type = joint_type
+            self.joint_axis.copy_(torch.as_tensor(np.asarray(axis, dtype=np.float64)))
+            self.joint_origin.copy_(torch.as_tensor(np.asarray(origin, dtype=np.float64)))
+            self.joint_amounts.copy_(torch.as_tensor(np.asarray(amounts, dtype=np.float64)))
+
+    def joint_state(self) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+        """(type, unit axis, origin, values [F-1]) of the joint motion."""
+        a = self.joint_axis.detach().double().cpu().numpy()
+        return (self.joint_type, a / max(np.linalg.norm(a), 1e-12), self.joint_origin.detach().double().cpu().numpy(),
+                self.joint_amounts.detach().double().cpu().numpy())
+
+    def _joint_rotations(self) -> torch.Tensor:  # [F-1, 3] axis-angle of each frame (zero for a slide)
+        axis = self.joint_axis / self.joint_axis.norm().clamp_min(1e-12)
+        if self.joint_type == "prismatic":
+            return torch.zeros(self.num_frames - 1, 3, dtype=axis.dtype, device=axis.device)
+        return self.joint_amounts[:, None] * axis
 
     def appearance_parameters(self) -> list[nn.Parameter]:
         return [self.features, self.log_scales, self.quats, self.opacity_logits]
@@ -200,6 +238,13 @@ class FrameGaussians(nn.Module):
         if self.rigid:
             R = axis_angle_to_matrix(self.rotations)  # [F-1, 3, 3]
             moved = (rest_m - self.pivot) @ R.transpose(-1, -2) + self.pivot + self.translations[:, None]
+        elif self.motion == "joint":
+            axis = self.joint_axis / self.joint_axis.norm().clamp_min(1e-12)
+            if self.joint_type == "prismatic":
+                moved = rest_m[None] + self.joint_amounts[:, None, None] * axis
+            else:
+                R = axis_angle_to_matrix(self._joint_rotations())
+                moved = (rest_m - self.joint_origin) @ R.transpose(-1, -2) + self.joint_origin
         else:
             moved = rest_m[None] + self.offsets
         idx = self.moving_idx[None, :, None].expand(F - 1, -1, 3)
@@ -208,9 +253,9 @@ class FrameGaussians(nn.Module):
     def frame_quats(self) -> torch.Tensor:  # [F, N, 4]
         F = self.num_frames
         q = self.quats[None].repeat(F, 1, 1)
-        if not self.rigid:
+        if self.motion == "free":
             return q
-        rq = axis_angle_to_quat(self.rotations)  # [F-1, 4]
+        rq = axis_angle_to_quat(self.rotations if self.rigid else self._joint_rotations())  # [F-1, 4]
         qm = quat_multiply(rq[:, None], self.quats[self.moving_idx][None])  # [F-1, M, 4]
         idx = self.moving_idx[None, :, None].expand(F - 1, -1, 4)
         return torch.cat([q[:1], q[1:].scatter(1, idx, qm)], 0)
@@ -219,7 +264,7 @@ class FrameGaussians(nn.Module):
         """Start frame ``dst``'s motion from frame ``src`` (frames count from 0 = rest), continuing the
         motion from the frame before ``src`` when ``extrapolate``: the warm start of a motion curriculum."""
         with torch.no_grad():
-            for p in self.motion_parameters():
+            for p in self.motion_parameters()[2:] if self.motion == "joint" else self.motion_parameters():
                 prev = p[src - 2] if src >= 2 else torch.zeros_like(p[0])
                 cur = p[src - 1] if src >= 1 else torch.zeros_like(p[0])
                 p[dst - 1] = 2 * cur - prev if extrapolate else cur

@@ -103,6 +103,10 @@ class VideoGuidance:
             return self.width, self.height
         return self._coarse[0].shape[3], self._coarse[0].shape[2]
 
+    def targets(self, level: int = 0) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The video at ``level``: frames [F, V, H, W, C] and object coverage [F, V, H, W] (RGB only)."""
+        return (self.frames, self.coverage) if level == 0 or self._coarse is None else self._coarse
+
     def loss(self, render: torch.Tensor, step: int, total: int, frames: Optional[Sequence[int]] = None,
              alpha: Optional[torch.Tensor] = None, level: int = 0) -> Optional[torch.Tensor]:
         """Mean squared error over the given frames ([F', V, H, W, C] renders of ``frames``), plus (RGB
@@ -110,7 +114,7 @@ class VideoGuidance:
         opacity and the video's object coverage. The silhouette does not depend on shading, which a
         Gaussian's single colour cannot follow as a part turns (the video's lighting is view dependent)."""
         sel = slice(None) if frames is None else list(frames)
-        target, coverage = (self.frames, self.coverage) if level == 0 or self._coarse is None else self._coarse
+        target, coverage = self.targets(level)
         loss = ((render - target[sel]) ** 2).mean()
         if alpha is not None and coverage is not None and self.silhouette_weight > 0:
             loss = loss + self.silhouette_weight * ((alpha - coverage[sel]) ** 2).mean()

@@ -15,8 +15,9 @@ from ..errors import DivergenceError, InputError
 from ..progress import OnStep, no_progress
 from ..render.gaussians import rasterize_gaussians, select_backend
 from ..types import CameraRig, PartMesh, PointSequence
-from .gaussians import FrameGaussians, GaussianInit, init_gaussians
+from .gaussians import MOTIONS, FrameGaussians, GaussianInit, init_gaussians
 from .guidance import SDSGuidance, VideoGuidance
+from .joint_hypotheses import JointHypothesis, rank_hypotheses, static_layer
 
 log = logging.getLogger("atop")
 
@@ -26,22 +27,37 @@ APPEARANCE_SHARE = 0.3  # video curriculum: share of the steps fitting appearanc
 TRACK_SHARE = 0.6  # share tracking the frames one at a time (the rest polishes random frame subsets)
 TRACK_LR_START, TRACK_LR_END = 3.0, 0.1  # motion learning-rate factors over one frame's tracking window
 POLISH_FRAMES = 2
+# joint motion: the splat ranking's best PROBED hypotheses each take a few coarse steps (PROBE_SHARE of the
+# steps), the best REFINED of those are refined in turn (the rest of TRACK_SHARE), then the best is kept
+PROBED, REFINED = 8, 3
+PROBE_SHARE = 0.16
+PROBE_FRAMES = 3
 APPEARANCE_LR = {"features": 0.02, "scales": 0.02, "quats": 0.005, "opacity": 0.05}  # opacity: outline Gaussians fade
 
 
-def frame_schedule(iterations: int, num_frames: int, curriculum: bool) -> list[tuple[str, int, int, int]]:
-    """Per step (phase, frame, window start, window length). Without a curriculum every step renders all
-    frames ("all"). With one: "appearance" (rest frame only: features, scales, opacities), then "track"
-    (frame f alone, its motion warm-started from the frames before; one frame per step keeps a step as
-    cheap as a single-frame render), then "polish" (random frame subsets, every parameter)."""
+def frame_schedule(iterations: int, num_frames: int, curriculum: bool,
+                   joint: bool = False) -> list[tuple[str, int, int, int]]:
+    """Per step (phase, frame or hypothesis, window start, window length). Without a curriculum every step
+    renders all frames ("all"). With one: "appearance" (rest frame only: features, scales, opacities), then
+    either "track" (frame f alone, its motion warm-started from the frames before; one frame per step keeps
+    a step as cheap as a single-frame render) or, for ``joint`` motion, "probe" k (the k-th ranked joint
+    hypothesis, a few coarse steps) and "hypothesis" k (the k-th best probed one, refined), then "polish"
+    (random frame subsets, every parameter)."""
     if not curriculum:
         return [("all", -1, 0, iterations)] * iterations
-    moving = num_frames - 1
     n_app = max(1, int(round(APPEARANCE_SHARE * iterations)))
-    per = max(1, int(TRACK_SHARE * iterations) // moving)
     plan = [("appearance", 0, 0, n_app)] * n_app
-    for f in range(1, num_frames):
-        plan += [("track", f, len(plan), per)] * per
+    if joint:
+        per = max(1, int(PROBE_SHARE * iterations) // PROBED)
+        for k in range(PROBED):
+            plan += [("probe", k, len(plan), per)] * per
+        per = max(1, int((TRACK_SHARE - PROBE_SHARE) * iterations) // REFINED)
+        for k in range(REFINED):
+            plan += [("hypothesis", k, len(plan), per)] * per
+    else:
+        per = max(1, int(TRACK_SHARE * iterations) // (num_frames - 1))
+        for f in range(1, num_frames):
+            plan += [("track", f, len(plan), per)] * per
     n_pol = max(iterations - len(plan), 0)
     plan += [("polish", -1, len(plan), n_pol)] * n_pol
     return plan[:iterations] if len(plan) >= iterations else plan
@@ -54,6 +70,9 @@ class LiftResult:
     previews: np.ndarray  # [K, H, W, 3] float32 0..1, one image per frame (views side by side)
     backend: str  # rasteriser used
     info: str  # backend choice and anything the user should know
+    motion: str = "rigid"
+    joint: Optional[JointHypothesis] = None  # the fitted joint motion (motion "joint"; score: video loss)
+    hypotheses: list = field(default_factory=list)  # joint motion: the refined hypotheses, best first
     skipped_steps: int = 0
     seconds: float = 0.0
     gaussians: Optional[GaussianInit] = field(default=None, repr=False)
@@ -70,10 +89,16 @@ def _isometry_edges(rest: np.ndarray, k: int = 6) -> tuple[np.ndarray, np.ndarra
 
 def _motion_optimizer(model: FrameGaussians, learning_rate: float, part_radius: float) -> torch.optim.Adam:
     """Adam over the motion. Rigid: rotations step ``learning_rate`` radians, translations that times the
-    part's radius (both then move the part's points by similar amounts); free offsets step in world units."""
+    part's radius (both then move the part's points by similar amounts); joint: the axis direction and hinge
+    angles likewise, the axis point and slide lengths in part radii; free offsets step in world units."""
     if model.rigid:
         groups = [{"params": [model.rotations], "lr": learning_rate},
                   {"params": [model.translations], "lr": learning_rate * part_radius}]
+    elif model.motion == "joint":
+        per_value = learning_rate * (part_radius if model.joint_type == "prismatic" else 1.0)
+        groups = [{"params": [model.joint_axis], "lr": learning_rate},
+                  {"params": [model.joint_origin], "lr": learning_rate * part_radius},
+                  {"params": [model.joint_amounts], "lr": per_value}]
     else:
         groups = [{"params": [model.offsets], "lr": learning_rate}]
     for g in groups:
@@ -84,7 +109,7 @@ def _motion_optimizer(model: FrameGaussians, learning_rate: float, part_radius: 
 def lift_gaussians(
     mesh: PartMesh, part_name: str, rig: CameraRig, guidance: Guidance, *,
     iterations: int = 300, learning_rate: float = 0.01, num_gaussians: int = 2000, moving_fraction: float = 0.5,
-    rigid: bool = True, seed: int = 0, backend: str = "auto", vertices: Optional[np.ndarray] = None,
+    motion: str = "rigid", seed: int = 0, backend: str = "auto", vertices: Optional[np.ndarray] = None,
     curriculum: bool = True, frames_per_step: Optional[int] = None, isometry_weight: float = 10.0,
     device: Union[str, torch.device] = "cpu", dtype: torch.dtype = torch.float32,
     on_step: Optional[OnStep] = None,
@@ -92,11 +117,14 @@ def lift_gaussians(
     """Optimise per-frame Gaussians of ``mesh`` whose part ``part_name`` moves, against ``guidance``.
 
     ``num_gaussians`` are split between the moving part (``moving_fraction``) and the rest; ``vertices``
-    gives the rest state when it differs from the mesh's own. With ``curriculum`` (video guidance only; see
-    ``frame_schedule``) appearance is fitted on the rest frame, then each frame is tracked alone, starting
-    from the motion of the frames before it extrapolated, then random subsets of ``frames_per_step`` frames
-    (default 2) polish everything. At least one step per frame is needed for a full curriculum. ``isometry_weight``
-    keeps the free (non-rigid) moving Gaussians' neighbour distances. Raises DivergenceError on NaN/Inf.
+    gives the rest state when it differs from the mesh's own. ``motion``: "joint", "rigid" or "free" (see
+    ``FrameGaussians``). With ``curriculum`` (video guidance only; see ``frame_schedule``) appearance is
+    fitted on the rest frame; then, for rigid and free motion, each frame is tracked alone, starting from
+    the motion of the frames before it extrapolated; for joint motion, the bounding-box joint hypotheses are
+    ranked against the video (``joint_hypotheses``), the best few refined in turn and the one that explains
+    every frame best kept; then random subsets of ``frames_per_step`` frames (default 2) polish everything.
+    At least one step per frame is needed for a full curriculum. ``isometry_weight`` keeps the free moving
+    Gaussians' neighbour distances. Raises DivergenceError on NaN/Inf.
     """
     if iterations < 1:
         raise InputError(f"iterations must be at least 1, got {iterations}")
@@ -104,6 +132,11 @@ def lift_gaussians(
         raise InputError(f"moving_fraction must be between 0 and 1, got {moving_fraction}")
     if learning_rate <= 0 or not math.isfinite(learning_rate):
         raise InputError(f"learning_rate must be positive, got {learning_rate}")
+    if motion not in MOTIONS:
+        raise InputError(f"unknown motion model '{motion}'; choose one of {', '.join(MOTIONS)}")
+    if motion == "joint" and not (curriculum and guidance.supports_frame_subsets):
+        raise InputError("joint motion ranks joint hypotheses against a video: it needs video guidance (with "
+                         "the curriculum); with score distillation choose rigid or free motion")
     on_step = on_step or no_progress
     t0 = time.monotonic()
     torch.manual_seed(seed)
@@ -116,7 +149,7 @@ def lift_gaussians(
         features = torch.as_tensor(init.colors, dtype=dtype)
     else:
         features = torch.zeros(len(init.means), guidance.feature_dim, dtype=dtype)
-    model = FrameGaussians(init, F, features, rigid=rigid, device=device, dtype=dtype)
+    model = FrameGaussians(init, F, features, motion=motion, device=device, dtype=dtype)
     # Choose (and report) the rasteriser once; every render of the loop then uses that choice.
     backend, backend_info = select_backend(backend, torch.device(device))
     background = guidance.background.to(device=device, dtype=dtype)
@@ -126,7 +159,7 @@ def lift_gaussians(
         {"params": [model.quats], "lr": APPEARANCE_LR["quats"]},
         {"params": [model.opacity_logits], "lr": APPEARANCE_LR["opacity"]},
     ], eps=1e-15)
-    if not rigid and isometry_weight > 0:
+    if motion == "free" and isometry_weight > 0:
         edges, rest_len = _isometry_edges(init.means[init.moving])
         edges = torch.as_tensor(edges, device=device)
         rest_len = torch.as_tensor(rest_len, dtype=dtype, device=device)
@@ -135,7 +168,7 @@ def lift_gaussians(
     moving_rest = init.means[init.moving]
     part_radius = float(np.sqrt(((moving_rest - moving_rest.mean(0)) ** 2).sum(1).mean()))  # RMS, for step sizes
     use_curriculum = curriculum and guidance.supports_frame_subsets and F > 1
-    plan = frame_schedule(iterations, F, use_curriculum)
+    plan = frame_schedule(iterations, F, use_curriculum, joint=motion == "joint")
     rng = np.random.default_rng(seed)
     scene_size = max(mesh.bbox_diagonal, 1e-6)
     centre = torch.as_tensor(mesh.vertices.mean(0), dtype=dtype, device=device)
@@ -144,11 +177,18 @@ def lift_gaussians(
     info = backend_info
     preview_every = max(iterations // 10, 1)
     motion_opt, window = None, None
+    choice = _JointChoice(model, guidance, rig, backend, background) if motion == "joint" else None
     for step in range(iterations):
         phase, frame, start, length = plan[step]
-        if (phase, frame) != window:  # a new tracking window: fresh Adam state, warm start by extrapolation
+        if (phase, frame) != window:  # a new window: fresh Adam state, warm start
+            if choice is not None:
+                if window is not None:
+                    choice.leave(window[0])
+                choice.enter(phase, frame)
             window = (phase, frame)
-            if phase == "track":
+            if phase in ("probe", "hypothesis"):
+                motion_opt = _motion_optimizer(model, learning_rate, part_radius)
+            elif phase == "track":
                 if frame >= 2:
                     model.copy_frame(frame - 1, frame)
                 motion_opt = _motion_optimizer(model, learning_rate, part_radius)
@@ -165,10 +205,14 @@ def lift_gaussians(
         elif phase == "polish":
             k = min(frames_per_step or POLISH_FRAMES, F)
             frames = sorted(rng.choice(F, size=k, replace=False).tolist())
+        elif phase in ("probe", "hypothesis"):  # only the motion learns: the rest frame would teach it nothing
+            k = min(PROBE_FRAMES if phase == "probe" else frames_per_step or POLISH_FRAMES, F - 1)
+            frames = sorted((1 + rng.choice(F - 1, size=k, replace=False)).tolist())
         else:
             frames = list(range(F))
-        # tracking: the first half of a frame's window compares at half resolution (coarse to fine)
-        level = 1 if phase == "track" and step - start < length // 2 and guidance.num_levels > 1 else 0
+        # tracking: the first half of a window compares at half resolution (coarse to fine)
+        coarse = phase == "probe" or (phase in ("track", "hypothesis") and step - start < length // 2)
+        level = 1 if coarse and guidance.num_levels > 1 else 0
         width, height = guidance.size(level)
         means, quats = model.means()[frames], model.frame_quats()[frames]
         render = rasterize_gaussians(means, quats, model.log_scales, model.opacity_logits, model.features, rig,
@@ -176,7 +220,7 @@ def lift_gaussians(
         loss = guidance.loss(render.features, step, iterations, frames=frames if use_curriculum else None,
                              alpha=render.alpha, level=level)
         moving_frames = [f for f in frames if f > 0]
-        if loss is not None and not rigid and isometry_weight > 0 and moving_frames:
+        if loss is not None and motion == "free" and isometry_weight > 0 and moving_frames:
             pts = model.means()[moving_frames][:, model.moving_idx]  # [F', M, 3]
             length_e = (pts[:, edges[:, 0]] - pts[:, edges[:, 1]]).norm(dim=-1)
             loss = loss + isometry_weight * ((length_e - rest_len) ** 2).mean() / spacing2
@@ -190,7 +234,7 @@ def lift_gaussians(
         if ok:
             if phase in ("appearance", "polish", "all"):
                 appearance_opt.step()
-            if phase in ("track", "polish", "all"):
+            if phase in ("track", "probe", "hypothesis", "polish", "all"):
                 motion_opt.step()
             losses.append(float(loss.detach()))
             bad_run = 0
@@ -214,6 +258,10 @@ def lift_gaussians(
             preview = guidance.preview(render.features.detach()[-1:], frames[-1:])[0]
         on_step(step + 1, iterations, preview)
 
+    if choice is not None:
+        if window is not None:
+            choice.leave(window[0])
+        info += "; " + choice.finish()  # (when the plan was too short to reach the polish phase)
     with torch.no_grad():
         means = model.means()
         final = rasterize_gaussians(means, model.frame_quats(), model.log_scales, model.opacity_logits,
@@ -225,11 +273,90 @@ def lift_gaussians(
     seq = PointSequence(points=points, moving=np.broadcast_to(init.moving, (F, N)).copy(),
                         track_ids=np.broadcast_to(np.arange(N), (F, N)).copy(), part_name=part_name,
                         source=f"gaussians ({'sds' if isinstance(guidance, SDSGuidance) else 'video'} guidance, "
-                               f"{'rigid' if rigid else 'free'} motion)")
+                               f"{motion} motion)")
     if skipped:
         info += f"; {skipped} of {iterations} steps skipped (non-finite guidance)"
     seconds = time.monotonic() - t0
     log.info("lift: %d iterations, %d Gaussians (%d moving), %s, %.1f s", iterations, N, int(init.moving.sum()),
              info, seconds)
+    joint = None
+    if choice is not None:
+        jtype, axis, origin, amounts = model.joint_state()
+        joint = JointHypothesis(jtype, axis, origin, amounts, float(np.nanmean(losses[-10:])))
     return LiftResult(sequence=seq, losses=losses, previews=previews, backend=final.backend, info=info,
-                      skipped_steps=skipped, seconds=seconds, gaussians=init)
+                      motion=motion, joint=joint, hypotheses=choice.refined if choice else [], skipped_steps=skipped,
+                      seconds=seconds, gaussians=init)
+
+
+class _JointChoice:
+    """Which joint hypothesis the model follows in each window of a joint-motion plan: the splat ranking's
+    best (``joint_hypotheses``) are probed in turn, the probes' best refined in turn, and the refined one
+    with the lowest video loss over every frame is kept (then polished). Scores use the appearance fitted on
+    the rest frame, which probes and refinements leave alone, so they compare like with like."""
+
+    def __init__(self, model: FrameGaussians, guidance, rig: CameraRig, backend: str, background):
+        self.model, self.guidance, self.rig, self.backend, self.background = model, guidance, rig, backend, background
+        self.ranked: list[JointHypothesis] = []
+        self.probed: list[JointHypothesis] = []
+        self.refined: list[JointHypothesis] = []
+        self.kept: Optional[JointHypothesis] = None
+
+    def enter(self, phase: str, k: int) -> None:
+        if phase == "probe":
+            self._follow(self._ranking()[min(k, len(self.ranked) - 1)])
+        elif phase == "hypothesis":
+            pool = sorted(self.probed, key=lambda h: h.score) or self._ranking()
+            self._follow(pool[min(k, len(pool) - 1)])
+        elif phase == "polish":
+            self.finish()
+
+    def leave(self, phase: str) -> None:
+        if phase == "probe":
+            self.probed.append(self._scored(level=1 if self.guidance.num_levels > 1 else 0))
+        elif phase == "hypothesis":
+            self.refined.append(self._scored(level=0))
+
+    def finish(self) -> str:
+        """Keeps the best refined hypothesis (or probed, or ranked: whatever the plan reached)."""
+        if self.kept is None:
+            pool = self.refined or self.probed or self._ranking()
+            self.kept = min(pool, key=lambda h: h.score)
+            self.refined.sort(key=lambda h: h.score)
+            self._follow(self.kept)
+            log.info("lift: joint motion %s, axis %s (video losses of the refined hypotheses: %s)", self.kept.type,
+                     np.round(self.kept.axis, 3).tolist(), ", ".join(f"{h.type} {h.score:.4g}" for h in self.refined))
+        return (f"joint motion: {self.kept.type} (best of {len(self.refined)} refined of {len(self.ranked)} "
+                "bounding-box hypotheses)")
+
+    def _follow(self, h: JointHypothesis) -> None:
+        self.model.set_joint(h.type, h.axis, h.origin, h.amounts)
+
+    def _ranking(self) -> list[JointHypothesis]:
+        if not self.ranked:
+            self.ranked = _rank_joint_hypotheses(self.model, self.guidance, self.rig, self.background)[:PROBED]
+        return self.ranked
+
+    def _scored(self, level: int) -> JointHypothesis:
+        """The model's current joint motion, scored by the video loss over every frame at ``level``."""
+        m, g = self.model, self.guidance
+        width, height = g.size(level)
+        with torch.no_grad():
+            r = rasterize_gaussians(m.means(), m.frame_quats(), m.log_scales, m.opacity_logits, m.features, self.rig,
+                                    width, height, background=self.background, backend=self.backend)
+            loss = g.loss(r.features, 0, 1, alpha=r.alpha, level=level)
+        jtype, axis, origin, amounts = m.joint_state()
+        return JointHypothesis(jtype, axis, origin, amounts, float(loss) if loss is not None else float("inf"))
+
+
+def _rank_joint_hypotheses(model: FrameGaussians, guidance, rig: CameraRig, background) -> list[JointHypothesis]:
+    """The bounding-box joint hypotheses ranked against the video at its coarse level (see
+    ``joint_hypotheses``), with the appearance fitted so far."""
+    level = 1 if guidance.num_levels > 1 else 0
+    width, height = guidance.size(level)
+    frames, coverage = guidance.targets(level)
+    static, moving = ~model.moving, model.moving
+    with torch.no_grad():
+        layer = static_layer(model.rest[static], model.quats[static], model.log_scales[static],
+                             model.opacity_logits[static], model.features[static], rig, width, height, background)
+        return rank_hypotheses(model.rest[moving], model.features[moving], layer, rig, frames[1:],
+                               None if coverage is None else coverage[1:], guidance.silhouette_weight)

@@ -39,7 +39,7 @@ def test_lift_fits_the_video(node_classes, microwave):
                      num_frames=3, fraction=0.5).result[0]
     out = run_node(node_classes["GaussianSDSLift"], mesh=mesh, part_name="link_0", cameras=cameras,
                    guidance="video", video=video, iterations=30, learning_rate=0.01, num_gaussians=400,
-                   rigid=True, guidance_scale=5.0, t_min=0.02, t_max=0.5, seed=0, backend="torch",
+                   motion="rigid", guidance_scale=5.0, t_min=0.02, t_max=0.5, seed=0, backend="torch",
                    resolution=32).result
     sequence, previews, loss_map = out[0], out[1], out[2]
     assert sequence.points.shape[0] == 3 and sequence.moving.any() and (~sequence.moving).any()
@@ -54,7 +54,7 @@ def test_sds_without_model_is_a_clear_error(node_classes, microwave):
     mesh, cameras = microwave
     with pytest.raises(ValueError, match=r"^ATOP GaussianSDSLift: .*model"):
         run_node(node_classes["GaussianSDSLift"], mesh=mesh, part_name="link_0", cameras=cameras, guidance="sds",
-                 iterations=5, learning_rate=0.01, num_gaussians=200, rigid=True, guidance_scale=5.0, t_min=0.02,
+                 iterations=5, learning_rate=0.01, num_gaussians=200, motion="rigid", guidance_scale=5.0, t_min=0.02,
                  t_max=0.5, seed=0, backend="torch")
 
 
@@ -76,7 +76,7 @@ def test_sds_lift_runs_with_the_model(node_classes, microwave, tiny_model):
     video = run_node(node_classes["MultiViewVideoFromMesh"], mesh=mesh, cameras=cameras, part_name="link_0",
                      num_frames=3, fraction=0.5, prompt="the door of the microwave is being opened").result[0]
     out = run_node(node_classes["GaussianSDSLift"], mesh=mesh, part_name="link_0", cameras=cameras, guidance="sds",
-                   video=video, model=tiny_model, iterations=4, learning_rate=0.01, num_gaussians=200, rigid=True,
+                   video=video, model=tiny_model, iterations=4, learning_rate=0.01, num_gaussians=200, motion="rigid",
                    guidance_scale=5.0, t_min=0.02, t_max=0.5, seed=0, backend="torch").result
     sequence, loss_map = out[0], out[2]
     assert sequence.points.shape[0] == 3 and np.isfinite(sequence.points).all()

@@ -3,7 +3,7 @@
 For every revolute, continuous (as revolute) and prismatic joint of the objects in ``--data`` (a folder of
 object folders with a ``manifest.json``, as for ``bench joints``) or of ``--procedural N`` objects, the
 part's ground-truth motion (rest to the upper limit, ``--frames`` frames) is rendered from the 4-view
-ImageDream rig, lifted to per-frame Gaussians with "video" guidance (rigid motion), and the joint is
+ImageDream rig, lifted to per-frame Gaussians with "video" guidance (``--motion``, joint by default), and the joint is
 estimated from the lifted point sequence. Errors are measured against the ground-truth joint with the
 project's metrics (axis error, position error raw and over the bounding-box diagonal, type accuracy).
 
@@ -57,8 +57,9 @@ def motion_rig(mesh, joint, values, *, resolution: int, fov_deg: float = 40.0, b
 
 
 def lift_joint(mesh, joint, *, frames: int = 10, iterations: int = 300, resolution: int = 64,
-               num_gaussians: int = 1500, supersample: int = 2, seed: int = 0, joint_type: str = "auto"):
-    """Render ``joint``'s ground-truth motion, lift it with video guidance (rigid) and estimate the joint.
+               num_gaussians: int = 1500, supersample: int = 2, seed: int = 0, joint_type: str = "auto",
+               motion: str = "joint"):
+    """Render ``joint``'s ground-truth motion, lift it with video guidance and estimate the joint.
 
     Returns (estimated Joint, LiftResult, seconds for lift + estimation, camera distance)."""
     from ...geometry.joint_search import estimate_joint
@@ -72,13 +73,14 @@ def lift_joint(mesh, joint, *, frames: int = 10, iterations: int = 300, resoluti
     t0 = time.perf_counter()
     guidance = VideoGuidance(video, rig, target="rgb", resolution=resolution)
     result = lift_gaussians(mesh, joint.child, rig, guidance, iterations=iterations, num_gaussians=num_gaussians,
-                            rigid=True, seed=seed, backend="torch")
+                            motion=motion, seed=seed, backend="torch")
     pred = estimate_joint(result.sequence, joint_type=joint_type)
     return pred, result, time.perf_counter() - t0, rig.distance
 
 
 def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolution: int = 64,
-                  num_gaussians: int = 1500, limit: int = 0, seed: int = 0, verbose: bool = False) -> dict:
+                  num_gaussians: int = 1500, limit: int = 0, seed: int = 0, verbose: bool = False,
+                  motion: str = "joint") -> dict:
     """Lift every (object id, category, mesh, [(gt joint, mesh joint)]) of ``objects``; returns
     {"summary", "joints", "failed"} (summary as in ``bench joints`` plus seconds_per_joint)."""
     from ...geometry.metrics import joint_errors
@@ -94,7 +96,7 @@ def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolutio
             try:
                 pred, result, seconds, distance = lift_joint(
                     mesh, mj, frames=frames, iterations=iterations, resolution=resolution,
-                    num_gaussians=num_gaussians, seed=seed)
+                    num_gaussians=num_gaussians, seed=seed, motion=motion)
             except InputError as exc:
                 failed.append({"object": oid, "category": cat, "part": gt.child, "error": str(exc)})
                 print(f"{oid} {gt.child}: failed: {exc}", flush=True)
@@ -151,9 +153,9 @@ def run(args) -> int:
     t0 = time.perf_counter()
     result = run_benchmark(benchmark_objects(args), frames=args.frames, iterations=args.iterations,
                            resolution=args.resolution, num_gaussians=args.gaussians, limit=args.limit,
-                           seed=args.seed, verbose=args.verbose)
+                           seed=args.seed, verbose=args.verbose, motion=args.motion)
     print_table(result, f"lift from ground-truth motion ({args.frames} frames, 4 views, {args.resolution} px, "
-                        f"{args.iterations} iterations, {args.gaussians} Gaussians, rigid video guidance)")
+                        f"{args.iterations} iterations, {args.gaussians} Gaussians, video guidance, {args.motion} motion)")
     print(f"total {time.perf_counter() - t0:.0f} s")
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k != "func"}
@@ -178,6 +180,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, default=64, help="working resolution of the lift (pixels)")
     p.add_argument("--frames", type=int, default=10, help="frames from rest to the upper limit")
     p.add_argument("--gaussians", type=int, default=1500, help="Gaussians per object (half on the moving part)")
+    p.add_argument("--motion", default="joint", choices=["joint", "rigid", "free"],
+                   help="motion model of the lift's moving part")
     p.add_argument("--limit", type=int, default=0, help="stop after this many joints (0: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="", help="write per-joint results and the summary to this file")
