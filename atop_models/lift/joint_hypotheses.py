@@ -144,3 +144,41 @@ def rank_hypotheses(rest_moving: torch.Tensor, moving_features: torch.Tensor, la
     log.info("joint hypotheses: %s", "; ".join(f"{h.type} axis {np.round(h.axis, 2).tolist()} score {h.score:.4g}"
                                                for h in out[:4]))
     return out
+
+
+def with_every_type(hypotheses: list[JointHypothesis], n: int) -> list[JointHypothesis]:
+    """The ``n`` best of ``hypotheses`` (lowest score first), where the best of each joint type is always
+    among them: a slide and a hinge can look alike in a few coarse frames, and the finer stages that tell them
+    apart can only choose between what they are given."""
+    ranked = sorted(hypotheses, key=lambda h: h.score)
+    chosen = ranked[:n]
+    for jtype in ("revolute", "prismatic"):
+        best = next((h for h in ranked if h.type == jtype), None)
+        if best is not None and all(h.type != jtype for h in chosen) and chosen:
+            chosen[-1] = best  # the worst pick gives way
+    return sorted(chosen, key=lambda h: h.score)
+
+
+def prefer_slide(hypotheses: list[JointHypothesis], margin: float) -> JointHypothesis:
+    """The best hypothesis, where a hinge must beat the best slide's score by the share ``margin``: a hinge
+    whose axis and origin are free can bend toward any motion a little (a drawer pulled out is nearly a turn
+    about a far line), so only a clearly better fit shows a real hinge."""
+    best = {}
+    for h in hypotheses:
+        if h.type not in best or h.score < best[h.type].score:
+            best[h.type] = h
+    hinge, slide = best.get("revolute"), best.get("prismatic")
+    if hinge is None or slide is None:
+        return hinge or slide
+    return hinge if hinge.score < (1.0 - margin) * slide.score else slide
+
+
+def disagreeing_equals(kept: JointHypothesis, hypotheses: list[JointHypothesis], share: float,
+                       angle_deg: float = 10.0) -> list[JointHypothesis]:
+    """The hypotheses that disagree with ``kept`` (another type, or an axis more than ``angle_deg`` apart)
+    yet explain the video as well, within the share ``share`` of its score: the video cannot tell them apart
+    (a part too small to see move, or one turning about its own symmetry axis)."""
+    cos = math.cos(math.radians(angle_deg))
+    return [h for h in hypotheses
+            if (h.type != kept.type or abs(float(np.dot(h.axis, kept.axis))) < cos)
+            and abs(h.score - kept.score) <= share * abs(kept.score)]

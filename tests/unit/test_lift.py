@@ -258,6 +258,23 @@ def test_continuous_path_starts_at_rest_and_moves_in_bounded_steps():
     assert np.allclose(np.abs(continuous_path(err, values, 10.0)), np.pi)
 
 
+def test_hypothesis_pools_keep_both_types_and_a_hinge_must_win_clearly():
+    from atop_models.lift.joint_hypotheses import JointHypothesis, prefer_slide, with_every_type
+
+    def h(jtype, score):
+        return JointHypothesis(jtype, np.array([1.0, 0, 0]), np.zeros(3), np.zeros(3), score)
+
+    hyps = [h("revolute", s) for s in (0.5, 0.1, 0.3, 0.2)] + [h("prismatic", 0.9), h("prismatic", 0.4)]
+    picked = with_every_type(hyps, 3)
+    assert [(p.type, p.score) for p in picked] == [("revolute", 0.1), ("revolute", 0.2), ("prismatic", 0.4)]
+    assert [p.score for p in with_every_type(hyps, 5)] == [0.1, 0.2, 0.3, 0.4, 0.5]  # already there
+    assert [p.score for p in with_every_type(hyps[:4], 2)] == [0.1, 0.2]  # only one type exists
+    # a hinge 5% better than the slide is within what its freedom buys; 20% better is a hinge
+    assert prefer_slide([h("revolute", 0.95), h("prismatic", 1.0), h("prismatic", 1.2)], 0.1).score == 1.0
+    assert prefer_slide([h("revolute", 0.8), h("prismatic", 1.0)], 0.1).type == "revolute"
+    assert prefer_slide([h("revolute", 0.8)], 0.1).type == "revolute"
+
+
 def test_splat_composites_points_by_depth_over_a_layer():
     from atop_models.render.splat import Layer, camera_depth, splat_points
 

@@ -105,15 +105,19 @@ def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolutio
             row = dict(err, object=oid, category=cat, part=gt.child, seconds=seconds, ms=1000 * seconds,
                        camera_distance=distance, lift_seconds=result.seconds, backend=result.backend,
                        final_loss=float(np.nanmean(result.losses[-10:])), method=pred.method,
+                       uncertain=result.uncertain,
                        pred=pred.to_dict() | {"candidates": pred.candidates[:3]}, gt=gt.to_dict())
             rows.append(row)
             if verbose:
                 pos = row["pos_err_norm"]
                 print(f"{oid:<28} {gt.child:<14} {gt.type:<9} -> {pred.type:<9} axis {row['axis_err_deg']:7.3f} deg"
-                      f"  pos/diag {'   -   ' if pos is None else f'{pos:7.4f}'}  {seconds:6.1f} s", flush=True)
+                      f"  pos/diag {'   -   ' if pos is None else f'{pos:7.4f}'}  {seconds:6.1f} s"
+                      f"{'  (uncertain)' if result.uncertain else ''}", flush=True)
         if limit and count >= limit:
             break
-    return {"summary": summary(rows, failed), "joints": rows, "failed": failed}
+    certain = [r for r in rows if not r["uncertain"]]
+    return {"summary": summary(rows, failed), "summary_not_uncertain": summary(certain), "joints": rows,
+            "failed": failed}
 
 
 def summary(rows: list[dict], failed: Optional[list] = None) -> dict:
@@ -133,13 +137,17 @@ def print_table(result: dict, title: str) -> None:
     rows = result["joints"]
     cats = sorted({r["category"] for r in rows})
     f = lambda v: "   -" if v is None else f"{v:.4f}"  # noqa: E731
-    for name, sel in [(c, [r for r in rows if r["category"] == c]) for c in cats] + [("TOTAL", rows)]:
+    certain = [r for r in rows if not r.get("uncertain")]
+    for name, sel in ([(c, [r for r in rows if r["category"] == c]) for c in cats] + [("TOTAL", rows)]
+                      + [("not flagged uncertain", certain)] * (len(certain) < len(rows))):
         s = summary(sel)
         if not s["n_joints"]:
             continue
         print(f"{name:<24} {s['n_joints']:>6} {s['mae_deg']:>9.3f} {s['max_axis_err_deg']:>9.3f} {f(s['mpe']):>8} "
               f"{f(s['mpe_norm']):>9} {s['type_acc']:>8.3f} {s['success_5']:>5.2f} {s['success_10']:>5.2f} "
               f"{s['seconds_per_joint']:>8.1f}")
+    if len(certain) < len(rows):
+        print(f"{len(rows) - len(certain)} joint(s) flagged uncertain by the lift (the video hardly shows the motion)")
     if result["failed"]:
         print(f"{len(result['failed'])} joint(s) failed: " + "; ".join(f"{r['object']}/{r['part']}"
                                                                      for r in result["failed"]))
