@@ -69,6 +69,8 @@ class SearchSettings:
     revolute_share: float = 0.1  # ... and share of the slide's own score (noise-fitting by the extra freedom)
     floater_reach: float = 3.0  # a point whose k-th neighbour is farther than this x the median is a floater
     reliable_tracks: float = 0.9  # share of tracked pairs a rigid fit must explain for tracks to decide alone
+    snap_degrees: float = 20.0  # a refined axis this close to an axis of the object's frame may snap to it,
+    snap_tolerance: float = 0.02  # when the snapped joint scores at most this share worse (0: never snap)
     seed: int = 0
 
 
@@ -113,6 +115,7 @@ class _Data:
     rest_ids: np.ndarray | None  # [M0] track ids
     frame_ids: list | None
     size: float  # object size (bounding-box diagonal of frame 0)
+    frame_axes: np.ndarray  # [K, 3] directions of the object's frame (see object_axes)
     noise: float = 0.0  # estimated per-coordinate noise of the points (length)
     floaters: int = 0  # points dropped as floaters, all frames
 
@@ -165,8 +168,18 @@ def _prepare(seq: PointSequence, settings: SearchSettings) -> _Data:
         clouds.append(p[keep])
         cloud_ids.append(None if ids is None else ids[f][moving[f]][keep])
     data = _Data(rest=clouds[0], frames=clouds[1:], rest_ids=cloud_ids[0],
-                 frame_ids=None if ids is None else cloud_ids[1:], size=size, floaters=dropped)
+                 frame_ids=None if ids is None else cloud_ids[1:], size=size,
+                 frame_axes=object_axes(pts[0][~moving[0]]), floaters=dropped)
     return data
+
+
+def object_axes(static: np.ndarray) -> np.ndarray:
+    """[K, 3] directions that the joints of man-made objects tend to follow: the coordinate axes (the
+    object's own frame, for a mesh loaded upright) and the principal axes of the static part."""
+    axes = [np.eye(3)]
+    if len(static) >= 3:
+        axes.append(pca_obb(static).axes)
+    return np.concatenate(axes)
 
 
 def noise_scale(points: np.ndarray, k: int = 12) -> float:
@@ -427,10 +440,10 @@ def _jacobian(rev: bool, a, o, q, R, t, X, fi, u, v):
 
 
 def refine(problem: _Problem, jtype: str, axis, origin, amounts, settings: SearchSettings,
-           use_chamfer: bool = True, iterations: int | None = None):
-    """Levenberg-Marquardt on truncated-Huber weighted residuals over axis (2), origin (2, revolute only)
-    and per-frame amounts: first ``coarse_points`` queries per frame, then ``refine_points``. Returns axis,
-    origin, amounts [Fm]."""
+           use_chamfer: bool = True, iterations: int | None = None, fix_axis: bool = False):
+    """Levenberg-Marquardt on truncated-Huber weighted residuals over axis (2, unless ``fix_axis``), origin
+    (2, revolute only) and per-frame amounts: first ``coarse_points`` queries per frame, then
+    ``refine_points``. Returns axis, origin, amounts [Fm]."""
     a = np.asarray(axis, float) / np.linalg.norm(axis)
     o = np.asarray(origin, float).copy()
     q = np.asarray(amounts, float).copy()
@@ -472,7 +485,10 @@ def refine(problem: _Problem, jtype: str, axis, origin, amounts, settings: Searc
             A += Jw.T @ Jw
             b -= Jw.T @ (r * np.sqrt(w)[:, None]).reshape(-1)
         A += (1e-6 * np.diag(A).mean() + 1e-15) * np.eye(n) + 1e-6 * np.diag(np.diag(A))
-        delta = np.linalg.solve(A, b)
+        if fix_axis:
+            delta = np.concatenate([[0.0, 0.0], np.linalg.solve(A[2:, 2:], b[2:])])
+        else:
+            delta = np.linalg.solve(A, b)
         turn = np.linalg.norm(delta[:2])
         if turn > 0.3:  # keep each step local: the linearisation holds for small turns
             delta *= 0.3 / turn
@@ -606,11 +622,16 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
             _, label, a0, o0, q0 = min(tried, key=lambda x: x[0])
             a, o, q = refine(problem, jt, a0, o0, q0, settings, use_chamfer=not reliable)
             contenders.append((label, jt, a, o, q))
+            axis_s = _nearest_object_axis(a, data.frame_axes, settings.snap_degrees)
+            if axis_s is not None and settings.snap_tolerance > 0:
+                a_s, o_s, q_s = refine(problem, jt, axis_s, o, q, settings, use_chamfer=not reliable, fix_axis=True)
+                contenders.append((label + SNAPPED, jt, a_s, o_s, q_s))
     scored = []
     for label, jt, a, o, q in contenders:
         c, tr = problem.score_terms(jt, a, o, q, n_score)
         scored.append({"method": label, "type": jt, "axis": a, "origin": o, "amounts": q, "score": c + tr,
                        "track_score": tr})
+    scored = _occam(scored, settings.snap_tolerance)
     zero = problem.score("prismatic", np.array([1.0, 0, 0]), np.zeros(3), np.zeros(len(data.frames)), n_score)
     winner, why = _choose(scored, zero, settings, data.size, data.rest.mean(axis=0))
     axis, origin, amounts = _canonical(winner["type"], winner["axis"], winner["origin"], winner["amounts"], data.rest)
@@ -634,6 +655,35 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
                  limits=(float(min(0.0, all_amounts.min())), float(all_amounts.max())), child=seq.part_name,
                  name=f"{seq.part_name}_joint" if seq.part_name else "joint", score=float(winner["score"]),
                  method=f"{winner['method']}: {why}", candidates=_listing(ranked, scored), amounts=all_amounts)
+
+
+SNAPPED = ", axis snapped to the object's frame"
+
+
+def _nearest_object_axis(axis: np.ndarray, frame_axes: np.ndarray, degrees: float) -> np.ndarray | None:
+    """The object-frame direction (sign matched to ``axis``) within ``degrees`` of ``axis`` and not equal to
+    it, or None."""
+    cos = frame_axes @ axis
+    k = int(np.argmax(np.abs(cos)))
+    c = abs(float(cos[k]))
+    if c < np.cos(np.radians(degrees)) or c > 1.0 - 1e-12:
+        return None
+    return frame_axes[k] * np.sign(cos[k])
+
+
+def _occam(scored: list[dict], tolerance: float) -> list[dict]:
+    """Per joint type, the best snapped contender wins over every free one that scores at most ``tolerance``
+    (a share) better: on noisy or sparse points two extra degrees of freedom always fit a little better, and
+    the object's own axes are the likelier truth. Snapped contenders that do not qualify are dropped."""
+    out = [s for s in scored if not s["method"].endswith(SNAPPED)]
+    for jtype in {s["type"] for s in scored}:
+        best = min((s["score"] for s in out if s["type"] == jtype), default=np.inf)
+        snapped = [s for s in scored if s["method"].endswith(SNAPPED) and s["type"] == jtype
+                   and s["score"] <= (1.0 + tolerance) * best]
+        if snapped:
+            win = min(snapped, key=lambda s: s["score"])
+            out = [s for s in out if s["type"] != jtype or s["score"] > win["score"]] + [win]
+    return out
 
 
 def _max_displacement(jtype, axis, origin, amounts, rest) -> float:
