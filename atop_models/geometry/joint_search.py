@@ -622,8 +622,7 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
             _, label, a0, o0, q0 = min(tried, key=lambda x: x[0])
             a, o, q = refine(problem, jt, a0, o0, q0, settings, use_chamfer=not reliable)
             contenders.append((label, jt, a, o, q))
-            axis_s = _nearest_object_axis(a, data.frame_axes, settings.snap_degrees)
-            if axis_s is not None and settings.snap_tolerance > 0:
+            for axis_s in snap_axes(a, data.frame_axes, settings.snap_degrees) if settings.snap_tolerance > 0 else []:
                 a_s, o_s, q_s = refine(problem, jt, axis_s, o, q, settings, use_chamfer=not reliable, fix_axis=True)
                 contenders.append((label + SNAPPED, jt, a_s, o_s, q_s))
     scored = []
@@ -660,15 +659,17 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
 SNAPPED = ", axis snapped to the object's frame"
 
 
-def _nearest_object_axis(axis: np.ndarray, frame_axes: np.ndarray, degrees: float) -> np.ndarray | None:
-    """The object-frame direction (sign matched to ``axis``) within ``degrees`` of ``axis`` and not equal to
-    it, or None."""
-    cos = frame_axes @ axis
-    k = int(np.argmax(np.abs(cos)))
-    c = abs(float(cos[k]))
-    if c < np.cos(np.radians(degrees)) or c > 1.0 - 1e-12:
-        return None
-    return frame_axes[k] * np.sign(cos[k])
+def snap_axes(axis: np.ndarray, frame_axes: np.ndarray, degrees: float) -> list[np.ndarray]:
+    """For each group of three directions in ``frame_axes`` (see ``object_axes``), the one within ``degrees``
+    of ``axis`` (sign matched) unless it equals ``axis``: the candidates an axis may snap to."""
+    out = []
+    for group in frame_axes.reshape(-1, 3, 3):
+        cos = group @ axis
+        k = int(np.argmax(np.abs(cos)))
+        c = abs(float(cos[k]))
+        if np.cos(np.radians(degrees)) <= c <= 1.0 - 1e-12:
+            out.append(group[k] * np.sign(cos[k]))
+    return out
 
 
 def _occam(scored: list[dict], tolerance: float) -> list[dict]:

@@ -228,6 +228,13 @@ class FrameGaussians(nn.Module):
             return torch.zeros(self.num_frames - 1, 3, dtype=axis.dtype, device=axis.device)
         return self.joint_amounts[:, None] * axis
 
+    def joint_jumps(self, max_step: float) -> torch.Tensor:
+        """How far the joint values jump beyond ``max_step`` between consecutive frames (the rest frame is
+        0): mean of (excess / max_step)^2, zero for a continuous motion."""
+        values = torch.cat([self.joint_amounts.new_zeros(1), self.joint_amounts])
+        excess = ((values[1:] - values[:-1]).abs() - max_step).clamp_min(0.0) / max_step
+        return (excess ** 2).mean()
+
     def appearance_parameters(self) -> list[nn.Parameter]:
         return [self.features, self.log_scales, self.quats, self.opacity_logits]
 

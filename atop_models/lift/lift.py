@@ -12,13 +12,14 @@ import numpy as np
 import torch
 
 from ..errors import DivergenceError, InputError
+from ..geometry.joint_search import object_axes, snap_axes
 from ..progress import OnStep, no_progress
 from ..render.gaussians import rasterize_gaussians, select_backend
 from ..types import CameraRig, PartMesh, PointSequence
 from .gaussians import MOTIONS, FrameGaussians, GaussianInit, init_gaussians
 from .guidance import SDSGuidance, VideoGuidance
-from .joint_hypotheses import (JointHypothesis, disagreeing_equals, prefer_slide, rank_hypotheses, static_layer,
-                               with_every_type)
+from .joint_hypotheses import (MAX_SLIDE_PER_FRAME, MAX_TURN_PER_FRAME, JointHypothesis, disagreeing_equals,
+                               prefer_slide, rank_hypotheses, static_layer, with_every_type)
 
 log = logging.getLogger("atop")
 
@@ -36,7 +37,12 @@ PROBE_FRAMES = 3
 # a refined hinge must explain the video this much better than the best refined slide (measured: drawers
 # that a hinge mimicked were fitted up to 14% better by it, real hinges at least 28% better than by a slide)
 HINGE_MARGIN = 0.15
-INDISTINCT_SHARE = 0.01  # joints that disagree but explain the video within this share: the video cannot decide
+# the kept joint's axis snaps to the object's frame (as in the joint search) when that explains the video as well
+SNAP_DEGREES, SNAP_TOLERANCE = 20.0, 0.01
+INDISTINCT_SHARE = 0.01
+# A joint's values may not jump between frames by more than the hypotheses' per-frame bound: a thin part
+# turned about its centre line can look like one turned the other way, and a frame alone may fall there.
+CONTINUITY_WEIGHT = 1.0  # joints that disagree but explain the video within this share: the video cannot decide
 APPEARANCE_LR = {"features": 0.02, "scales": 0.02, "quats": 0.005, "opacity": 0.05}  # opacity: outline Gaussians fade
 
 
@@ -183,7 +189,8 @@ def lift_gaussians(
     info = backend_info
     preview_every = max(iterations // 10, 1)
     motion_opt, window = None, None
-    choice = _JointChoice(model, guidance, rig, backend, background) if motion == "joint" else None
+    choice = (_JointChoice(model, guidance, rig, backend, background, object_axes(init.means[~init.moving]),
+                           part_radius) if motion == "joint" else None)
     for step in range(iterations):
         phase, frame, start, length = plan[step]
         if (phase, frame) != window:  # a new window: fresh Adam state, warm start
@@ -199,6 +206,8 @@ def lift_gaussians(
                     model.copy_frame(frame - 1, frame)
                 motion_opt = _motion_optimizer(model, learning_rate, part_radius)
             elif phase in ("polish", "all"):
+                if choice is not None and choice.snapped:
+                    model.joint_axis.requires_grad_(False)  # the object's own axis stays; the rest polishes
                 motion_opt = _motion_optimizer(model, learning_rate, part_radius)
         if phase == "appearance":
             frames = [0]
@@ -226,6 +235,8 @@ def lift_gaussians(
         loss = guidance.loss(render.features, step, iterations, frames=frames if use_curriculum else None,
                              alpha=render.alpha, level=level)
         moving_frames = [f for f in frames if f > 0]
+        if loss is not None and motion == "joint" and phase in ("probe", "hypothesis", "polish"):
+            loss = loss + CONTINUITY_WEIGHT * model.joint_jumps(choice.max_step())
         if loss is not None and motion == "free" and isometry_weight > 0 and moving_frames:
             pts = model.means()[moving_frames][:, model.moving_idx]  # [F', M, 3]
             length_e = (pts[:, edges[:, 0]] - pts[:, edges[:, 1]]).norm(dim=-1)
@@ -302,8 +313,13 @@ class _JointChoice:
     the rest frame, which probes and refinements leave alone, so they compare like with like. Both joint types
     are always probed and refined, and a hinge is kept only when it is clearly better (``prefer_slide``)."""
 
-    def __init__(self, model: FrameGaussians, guidance, rig: CameraRig, backend: str, background):
+    def __init__(self, model: FrameGaussians, guidance, rig: CameraRig, backend: str, background,
+                 frame_axes: np.ndarray, part_radius: float):
         self.model, self.guidance, self.rig, self.backend, self.background = model, guidance, rig, backend, background
+        self.part_length = 2.0 * part_radius
+        self.frame_axes = frame_axes  # [K, 3] the object's own directions (coordinate and principal axes)
+        self.snapped = False
+        self.chosen: Optional[JointHypothesis] = None  # the kept hypothesis before any snap
         self.ranked: list[JointHypothesis] = []
         self.probed: list[JointHypothesis] = []
         self.refined: list[JointHypothesis] = []
@@ -330,15 +346,16 @@ class _JointChoice:
         """Keeps the best refined hypothesis (or probed, or ranked: whatever the plan reached)."""
         if self.kept is None:
             pool = self.refined or self.probed or self._ranking()
-            self.kept = prefer_slide(pool, HINGE_MARGIN)
+            self.kept = self.chosen = prefer_slide(pool, HINGE_MARGIN)
             self.refined.sort(key=lambda h: h.score)
             self._follow(self.kept)
+            self._snap()
             log.info("lift: joint motion %s, axis %s (video losses of the refined hypotheses: %s)", self.kept.type,
                      np.round(self.kept.axis, 3).tolist(), ", ".join(f"{h.type} {h.score:.4g}" for h in self.refined))
             if self.rivals():
                 log.warning("lift: the video hardly shows the part's motion: other joints explain it as well")
         note = (f"joint motion: {self.kept.type} (best of {len(self.refined)} refined of {len(self.ranked)} "
-                "bounding-box hypotheses)")
+                "bounding-box hypotheses" + (", axis snapped to the object's frame)" if self.snapped else ")"))
         rivals = self.rivals()
         if rivals:
             note += (f"; UNCERTAIN: {len(rivals)} other refined joint(s) ({', '.join(h.type for h in rivals)}) "
@@ -347,9 +364,35 @@ class _JointChoice:
                      "or check the joint before use")
         return note
 
+    def _snap(self) -> None:
+        """Turns the kept joint's axis onto the nearest direction of the object's frame (about the axis point
+        nearest the part) when the video is explained within SNAP_TOLERANCE as well: man-made joints follow
+        their object's axes, and the free axis only bends a little toward what the pixels cannot resolve."""
+        k = self.kept
+        # (scores compare only at the refinements' full resolution)
+        if not any(h is k for h in self.refined):
+            return
+        centre = self.model.rest[self.model.moving].mean(0).double().cpu().numpy()
+        origin = k.origin + k.axis * float((centre - k.origin) @ k.axis)
+        best = None
+        for axis in snap_axes(k.axis, self.frame_axes, SNAP_DEGREES):
+            self._follow(JointHypothesis(k.type, axis, origin, k.amounts, k.score))
+            snapped = self._scored(level=0)
+            if snapped.score <= (1.0 + SNAP_TOLERANCE) * k.score and (best is None or snapped.score < best.score):
+                best = snapped
+        if best is not None:
+            self.kept, self.snapped = best, True
+        self._follow(self.kept)
+
+    def max_step(self) -> float:
+        """The largest joint-value change between frames that the hypotheses allow (radians or length)."""
+        return MAX_TURN_PER_FRAME if self.model.joint_type == "revolute" else MAX_SLIDE_PER_FRAME * self.part_length
+
     def rivals(self) -> list[JointHypothesis]:
         """Refined hypotheses that disagree with the kept one but explain the video as well."""
-        return disagreeing_equals(self.kept, self.refined, INDISTINCT_SHARE) if self.kept is not None else []
+        if self.chosen is None:
+            return []
+        return disagreeing_equals(self.chosen, [h for h in self.refined if h is not self.chosen], INDISTINCT_SHARE)
 
     def _follow(self, h: JointHypothesis) -> None:
         self.model.set_joint(h.type, h.axis, h.origin, h.amounts)
@@ -368,6 +411,8 @@ class _JointChoice:
             r = rasterize_gaussians(m.means(), m.frame_quats(), m.log_scales, m.opacity_logits, m.features, self.rig,
                                     width, height, background=self.background, backend=self.backend)
             loss = g.loss(r.features, 0, 1, alpha=r.alpha, level=level)
+            if loss is not None:
+                loss = loss + CONTINUITY_WEIGHT * m.joint_jumps(self.max_step())
         jtype, axis, origin, amounts = m.joint_state()
         return JointHypothesis(jtype, axis, origin, amounts, float(loss) if loss is not None else float("inf"))
 
