@@ -622,9 +622,11 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
             _, label, a0, o0, q0 = min(tried, key=lambda x: x[0])
             a, o, q = refine(problem, jt, a0, o0, q0, settings, use_chamfer=not reliable)
             contenders.append((label, jt, a, o, q))
-            for axis_s in snap_axes(a, data.frame_axes, settings.snap_degrees) if settings.snap_tolerance > 0 else []:
+            # (exact points pin the axis: only noisy ones leave room to prefer the object's own axes)
+            snaps = snap_axes(a, data.frame_axes, settings.snap_degrees) if settings.snap_tolerance and problem.noisy else []
+            for group, axis_s in snaps:
                 a_s, o_s, q_s = refine(problem, jt, axis_s, o, q, settings, use_chamfer=not reliable, fix_axis=True)
-                contenders.append((label + SNAPPED, jt, a_s, o_s, q_s))
+                contenders.append((label + SNAPPED[group], jt, a_s, o_s, q_s))
     scored = []
     for label, jt, a, o, q in contenders:
         c, tr = problem.score_terms(jt, a, o, q, n_score)
@@ -656,33 +658,39 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
                  method=f"{winner['method']}: {why}", candidates=_listing(ranked, scored), amounts=all_amounts)
 
 
-SNAPPED = ", axis snapped to the object's frame"
+# method suffixes of snapped contenders, by group of ``object_axes``: the coordinate axes are preferred
+SNAPPED = (", axis snapped to the object's frame", ", axis snapped to the static part's principal axes")
 
 
-def snap_axes(axis: np.ndarray, frame_axes: np.ndarray, degrees: float) -> list[np.ndarray]:
-    """For each group of three directions in ``frame_axes`` (see ``object_axes``), the one within ``degrees``
-    of ``axis`` (sign matched) unless it equals ``axis``: the candidates an axis may snap to."""
+def snap_axes(axis: np.ndarray, frame_axes: np.ndarray, degrees: float) -> list[tuple[int, np.ndarray]]:
+    """(group, direction) for each group of three directions in ``frame_axes`` (see ``object_axes``) with a
+    direction within ``degrees`` of ``axis`` (sign matched) that is not ``axis`` itself: where it may snap."""
     out = []
-    for group in frame_axes.reshape(-1, 3, 3):
+    for g, group in enumerate(frame_axes.reshape(-1, 3, 3)):
         cos = group @ axis
         k = int(np.argmax(np.abs(cos)))
         c = abs(float(cos[k]))
         if np.cos(np.radians(degrees)) <= c <= 1.0 - 1e-12:
-            out.append(group[k] * np.sign(cos[k]))
+            out.append((g, group[k] * np.sign(cos[k])))
     return out
 
 
+def _snap_group(method: str) -> int | None:
+    return next((g for g, suffix in enumerate(SNAPPED) if method.endswith(suffix)), None)
+
+
 def _occam(scored: list[dict], tolerance: float) -> list[dict]:
-    """Per joint type, the best snapped contender wins over every free one that scores at most ``tolerance``
-    (a share) better: on noisy or sparse points two extra degrees of freedom always fit a little better, and
-    the object's own axes are the likelier truth. Snapped contenders that do not qualify are dropped."""
-    out = [s for s in scored if not s["method"].endswith(SNAPPED)]
+    """Per joint type, a snapped contender wins over every free one that scores at most ``tolerance`` (a
+    share) better: on noisy or sparse points two extra degrees of freedom always fit a little better, and the
+    object's own axes are the likelier truth (its coordinate axes first: a principal axis of the static part
+    only estimates them). Snapped contenders that do not qualify are dropped."""
+    out = [s for s in scored if _snap_group(s["method"]) is None]
     for jtype in {s["type"] for s in scored}:
         best = min((s["score"] for s in out if s["type"] == jtype), default=np.inf)
-        snapped = [s for s in scored if s["method"].endswith(SNAPPED) and s["type"] == jtype
+        snapped = [s for s in scored if _snap_group(s["method"]) is not None and s["type"] == jtype
                    and s["score"] <= (1.0 + tolerance) * best]
         if snapped:
-            win = min(snapped, key=lambda s: s["score"])
+            win = min(snapped, key=lambda s: (_snap_group(s["method"]), s["score"]))
             out = [s for s in out if s["type"] != jtype or s["score"] > win["score"]] + [win]
     return out
 

@@ -375,11 +375,12 @@ class _JointChoice:
         centre = self.model.rest[self.model.moving].mean(0).double().cpu().numpy()
         origin = k.origin + k.axis * float((centre - k.origin) @ k.axis)
         best = None
-        for axis in snap_axes(k.axis, self.frame_axes, SNAP_DEGREES):
+        for _, axis in snap_axes(k.axis, self.frame_axes, SNAP_DEGREES):  # the coordinate axes first
             self._follow(JointHypothesis(k.type, axis, origin, k.amounts, k.score))
             snapped = self._scored(level=0)
-            if snapped.score <= (1.0 + SNAP_TOLERANCE) * k.score and (best is None or snapped.score < best.score):
+            if snapped.score <= (1.0 + SNAP_TOLERANCE) * k.score:
                 best = snapped
+                break
         if best is not None:
             self.kept, self.snapped = best, True
         self._follow(self.kept)
