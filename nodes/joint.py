@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..atop_models.errors import InputError
 from ..atop_models.geometry.cameras import imagedream_rig
-from ..atop_models.geometry.joint_search import estimate_joint
+from ..atop_models.geometry.joint_search import SearchSettings, estimate_joint
 from ..atop_models.geometry.metrics import joint_errors, report
 from ..atop_models.geometry.point_sequences import point_sequence_from_joint
 from ..atop_models.mesh.articulate import governing_joint
@@ -41,6 +41,10 @@ class OBBAxisSearch(io.ComfyNode):
                                tooltip="Force the joint type, or let the search choose."),
                 io.Boolean.Input("refine", default=True,
                                  tooltip="Refine the best candidates continuously (off: the paper's discrete result)."),
+                io.Boolean.Input("snap_to_object_axes", default=True,
+                                 tooltip="On noisy points, prefer an axis of the object's own frame (its coordinate "
+                                         "axes, then the static part's principal axes) within 20 degrees of the "
+                                         "refined one when it explains the points within 2%."),
                 CamerasType.Input("cameras", optional=True,
                                   tooltip="Cameras for the overlay (default: 4 ImageDream views at 256 px)."),
             ],
@@ -53,10 +57,11 @@ class OBBAxisSearch(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, points, mesh, joint_type, refine, cameras=None) -> io.NodeOutput:
+    def execute(cls, points, mesh, joint_type, refine, snap_to_object_axes=True, cameras=None) -> io.NodeOutput:
         with user_errors("OBBAxisSearch"):
             part = mesh.part_names[mesh.part_index(points.part_name)] if points.part_name else ""
-            joint = estimate_joint(points, joint_type=joint_type, refine_result=refine)
+            settings = SearchSettings() if snap_to_object_axes else SearchSettings(snap_tolerance=0.0)
+            joint = estimate_joint(points, joint_type=joint_type, refine_result=refine, settings=settings)
             gt = governing_joint(mesh, part) if part else None
             joint = joint.replace(child=part, parent=gt.parent if gt is not None else None)
             rig = cameras if cameras is not None else imagedream_rig(resolution=256)

@@ -35,6 +35,17 @@ def test_search_evaluate_export(node_classes, cabinet, comfy_dirs):
     assert rel.startswith("atop/t_00001/") and rel.endswith("animated.glb")
 
 
+def test_search_snaps_noisy_axes_only_when_asked(node_classes, cabinet):
+    seq = run_node(node_classes["GroundTruthPointSequence"], mesh=cabinet, part_name="door", num_frames=10,
+                   num_points=2000, noise=0.01, outliers=0.2, subsample=10, drop_correspondence=0.0, seed=1).result[0]
+    snapped, _ = run_node(node_classes["OBBAxisSearch"], points=seq, mesh=cabinet, joint_type="auto", refine=True,
+                          snap_to_object_axes=True).result
+    free, _ = run_node(node_classes["OBBAxisSearch"], points=seq, mesh=cabinet, joint_type="auto", refine=True,
+                       snap_to_object_axes=False).result
+    assert "snapped" in snapped.method and "snapped" not in free.method
+    assert max(abs(snapped.axis)) == 1.0  # the cabinet's hinge is a coordinate axis
+
+
 def test_bad_part_is_a_clear_error(node_classes, cabinet):
     with pytest.raises(ValueError, match=r"^ATOP GroundTruthPointSequence: part 'lid' not found"):
         run_node(node_classes["GroundTruthPointSequence"], mesh=cabinet, part_name="lid", num_frames=4, num_points=100,
