@@ -43,8 +43,9 @@ class OBBAxisSearch(io.ComfyNode):
                                  tooltip="Refine the best candidates continuously (off: the paper's discrete result)."),
                 io.Boolean.Input("snap_to_object_axes", default=True,
                                  tooltip="On noisy points, prefer an axis of the object's own frame (its coordinate "
-                                         "axes, then the static part's principal axes) within 20 degrees of the "
-                                         "refined one when it explains the points within 2%."),
+                                         "axes, then the static part's principal axes) within "
+                                         f"{SearchSettings.snap_degrees:g} degrees of the refined one when it "
+                                         f"explains the points within {SearchSettings.snap_tolerance:.0%}."),
                 CamerasType.Input("cameras", optional=True,
                                   tooltip="Cameras for the overlay (default: 4 ImageDream views at 256 px)."),
             ],

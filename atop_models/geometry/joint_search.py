@@ -592,10 +592,10 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
         data.noise = noise_scale(data.rest)
     problem = _Problem(data, settings, tracks, denoise=refine_result)  # the discrete result is only scored
     n_score = settings.score_points
-    contenders = []  # (label, type, axis, origin, amounts)
+    contenders = []  # (label, type, axis, origin, amounts, snap group of object_axes or None)
     if not refine_result:
         contenders.append(("discrete OBB search", best["type"], np.array(best["axis"]), np.array(best["origin"]),
-                           np.array(best["amounts"][1:])))
+                           np.array(best["amounts"][1:]), None))
     else:
         starts = {jt: [] for jt in types}  # (label, axis, origin, amounts)
         if fit is not None:
@@ -615,23 +615,23 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
             tried = []
             for label, a0, o0, q0 in starts[jt]:
                 if not reliable:
-                    contenders.append((label.replace("refined ", "") + " (unrefined)", jt, a0, o0, q0))
+                    contenders.append((label.replace("refined ", "") + " (unrefined)", jt, a0, o0, q0, None))
                 if len(starts[jt]) > 1:
                     a0, o0, q0 = refine(problem, jt, a0, o0, q0, settings, iterations=settings.probe_iterations)
                 tried.append((problem.score(jt, a0, o0, q0, settings.coarse_points), label, a0, o0, q0))
             _, label, a0, o0, q0 = min(tried, key=lambda x: x[0])
             a, o, q = refine(problem, jt, a0, o0, q0, settings, use_chamfer=not reliable)
-            contenders.append((label, jt, a, o, q))
+            contenders.append((label, jt, a, o, q, None))
             # (exact points pin the axis: only noisy ones leave room to prefer the object's own axes)
             snaps = snap_axes(a, data.frame_axes, settings.snap_degrees) if settings.snap_tolerance and problem.noisy else []
             for group, axis_s in snaps:
                 a_s, o_s, q_s = refine(problem, jt, axis_s, o, q, settings, use_chamfer=not reliable, fix_axis=True)
-                contenders.append((label + SNAPPED[group], jt, a_s, o_s, q_s))
+                contenders.append((label + SNAPPED[group], jt, a_s, o_s, q_s, group))
     scored = []
-    for label, jt, a, o, q in contenders:
+    for label, jt, a, o, q, group in contenders:
         c, tr = problem.score_terms(jt, a, o, q, n_score)
         scored.append({"method": label, "type": jt, "axis": a, "origin": o, "amounts": q, "score": c + tr,
-                       "track_score": tr})
+                       "track_score": tr, "snap_group": group})
     scored = _occam(scored, settings.snap_tolerance)
     zero = problem.score("prismatic", np.array([1.0, 0, 0]), np.zeros(3), np.zeros(len(data.frames)), n_score)
     winner, why = _choose(scored, zero, settings, data.size, data.rest.mean(axis=0))
@@ -675,22 +675,18 @@ def snap_axes(axis: np.ndarray, frame_axes: np.ndarray, degrees: float) -> list[
     return out
 
 
-def _snap_group(method: str) -> int | None:
-    return next((g for g, suffix in enumerate(SNAPPED) if method.endswith(suffix)), None)
-
-
 def _occam(scored: list[dict], tolerance: float) -> list[dict]:
     """Per joint type, a snapped contender wins over every free one that scores at most ``tolerance`` (a
     share) better: on noisy or sparse points two extra degrees of freedom always fit a little better, and the
     object's own axes are the likelier truth (its coordinate axes first: a principal axis of the static part
     only estimates them). Snapped contenders that do not qualify are dropped."""
-    out = [s for s in scored if _snap_group(s["method"]) is None]
+    out = [s for s in scored if s["snap_group"] is None]
     for jtype in {s["type"] for s in scored}:
         best = min((s["score"] for s in out if s["type"] == jtype), default=np.inf)
-        snapped = [s for s in scored if _snap_group(s["method"]) is not None and s["type"] == jtype
+        snapped = [s for s in scored if s["snap_group"] is not None and s["type"] == jtype
                    and s["score"] <= (1.0 + tolerance) * best]
         if snapped:
-            win = min(snapped, key=lambda s: (_snap_group(s["method"]), s["score"]))
+            win = min(snapped, key=lambda s: (s["snap_group"], s["score"]))
             out = [s for s in out if s["type"] != jtype or s["score"] > win["score"]] + [win]
     return out
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DivergenceError, InputError
-from ..geometry.joint_search import object_axes, snap_axes
+from ..geometry.joint_search import SearchSettings, object_axes, snap_axes
 from ..progress import OnStep, no_progress
 from ..render.gaussians import rasterize_gaussians, select_backend
 from ..types import CameraRig, PartMesh, PointSequence
@@ -37,12 +37,13 @@ PROBE_FRAMES = 3
 # a refined hinge must explain the video this much better than the best refined slide (measured: drawers
 # that a hinge mimicked were fitted up to 14% better by it, real hinges at least 28% better than by a slide)
 HINGE_MARGIN = 0.15
-# the kept joint's axis snaps to the object's frame (as in the joint search) when that explains the video as well
-SNAP_DEGREES, SNAP_TOLERANCE = 20.0, 0.01
-INDISTINCT_SHARE = 0.01
+# the kept joint's axis snaps to the object's frame (within the joint search's angle) when that explains the
+# video within SNAP_TOLERANCE
+SNAP_TOLERANCE = 0.01
+INDISTINCT_SHARE = 0.01  # joints that disagree but explain the video within this share: the video cannot decide
 # A joint's values may not jump between frames by more than the hypotheses' per-frame bound: a thin part
 # turned about its centre line can look like one turned the other way, and a frame alone may fall there.
-CONTINUITY_WEIGHT = 1.0  # joints that disagree but explain the video within this share: the video cannot decide
+CONTINUITY_WEIGHT = 1.0
 APPEARANCE_LR = {"features": 0.02, "scales": 0.02, "quats": 0.005, "opacity": 0.05}  # opacity: outline Gaussians fade
 
 
@@ -318,7 +319,7 @@ class _JointChoice:
         self.model, self.guidance, self.rig, self.backend, self.background = model, guidance, rig, backend, background
         self.part_length = 2.0 * part_radius
         self.frame_axes = frame_axes  # [K, 3] the object's own directions (coordinate and principal axes)
-        self.snapped = False
+        self.snapped = self.warned = False
         self.chosen: Optional[JointHypothesis] = None  # the kept hypothesis before any snap
         self.ranked: list[JointHypothesis] = []
         self.probed: list[JointHypothesis] = []
@@ -352,11 +353,12 @@ class _JointChoice:
             self._snap()
             log.info("lift: joint motion %s, axis %s (video losses of the refined hypotheses: %s)", self.kept.type,
                      np.round(self.kept.axis, 3).tolist(), ", ".join(f"{h.type} {h.score:.4g}" for h in self.refined))
-            if self.rivals():
-                log.warning("lift: the video hardly shows the part's motion: other joints explain it as well")
+        rivals = self.rivals()
+        if rivals and not self.warned:
+            log.warning("lift: the video hardly shows the part's motion: other joints explain it as well")
+            self.warned = True
         note = (f"joint motion: {self.kept.type} (best of {len(self.refined)} refined of {len(self.ranked)} "
                 "bounding-box hypotheses" + (", axis snapped to the object's frame)" if self.snapped else ")"))
-        rivals = self.rivals()
         if rivals:
             note += (f"; UNCERTAIN: {len(rivals)} other refined joint(s) ({', '.join(h.type for h in rivals)}) "
                      f"explain the video within {INDISTINCT_SHARE:.0%}: the part's motion barely changes the "
@@ -375,7 +377,7 @@ class _JointChoice:
         centre = self.model.rest[self.model.moving].mean(0).double().cpu().numpy()
         origin = k.origin + k.axis * float((centre - k.origin) @ k.axis)
         best = None
-        for _, axis in snap_axes(k.axis, self.frame_axes, SNAP_DEGREES):  # the coordinate axes first
+        for _, axis in snap_axes(k.axis, self.frame_axes, SearchSettings.snap_degrees):  # the coordinate axes first
             self._follow(JointHypothesis(k.type, axis, origin, k.amounts, k.score))
             snapped = self._scored(level=0)
             if snapped.score <= (1.0 + SNAP_TOLERANCE) * k.score:

@@ -244,6 +244,16 @@ def test_joint_motion_moves_the_part_like_the_joint():
         assert jtype == joint.type and np.allclose(axis, joint.axis) and np.allclose(amounts, values)
 
 
+def test_joint_jumps_penalise_only_steps_beyond_the_bound():
+    mesh = cabinet()
+    init = init_gaussians(mesh, "door", 50, 50, 0)
+    model = FrameGaussians(init, 4, torch.zeros(100, 3), motion="joint")
+    model.set_joint("revolute", [0, 0, 1.0], [0, 0, 0.0], [0.2, 0.4, 0.6])
+    assert float(model.joint_jumps(0.25)) == 0.0
+    model.set_joint("revolute", [0, 0, 1.0], [0, 0, 0.0], [0.2, 0.9, 0.6])  # steps 0.2, 0.7, -0.3; bound 0.25
+    assert float(model.joint_jumps(0.25)) == pytest.approx(((0.45 / 0.25) ** 2 + (0.05 / 0.25) ** 2) / 3, rel=1e-5)
+
+
 def test_continuous_path_starts_at_rest_and_moves_in_bounded_steps():
     from atop_models.lift.joint_hypotheses import continuous_path
 
@@ -310,6 +320,9 @@ def test_joint_video_lift_recovers_the_joint(joint_type):
     assert "joint motion" in out.info and len(out.hypotheses) == 3
     assert out.hypotheses[0].score <= out.hypotheses[-1].score
     assert np.degrees(np.arccos(min(1.0, abs(float(out.joint.axis @ joint.axis))))) < 2.0
+    # the cabinet's joint follows its own axes, and the video fits the snapped axis as well
+    assert "axis snapped to the object's frame" in out.info
+    assert abs(float(out.joint.axis @ joint.axis)) == pytest.approx(1.0, abs=1e-9)
     sign = np.sign(out.joint.axis @ joint.axis)
     np.testing.assert_allclose(sign * out.joint.amounts, values[1:], atol=0.05 if joint_type == "revolute" else 0.03)
     pred = estimate_joint(out.sequence)  # the lifted sequence is the fitted joint's motion exactly
