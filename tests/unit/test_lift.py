@@ -249,9 +249,9 @@ def test_joint_jumps_penalise_only_steps_beyond_the_bound():
     init = init_gaussians(mesh, "door", 50, 50, 0)
     model = FrameGaussians(init, 4, torch.zeros(100, 3), motion="joint")
     model.set_joint("revolute", [0, 0, 1.0], [0, 0, 0.0], [0.2, 0.4, 0.6])
-    assert float(model.joint_jumps(0.25)) == 0.0
+    assert model.joint_jumps(0.25).item() == 0.0
     model.set_joint("revolute", [0, 0, 1.0], [0, 0, 0.0], [0.2, 0.9, 0.6])  # steps 0.2, 0.7, -0.3; bound 0.25
-    assert float(model.joint_jumps(0.25)) == pytest.approx(((0.45 / 0.25) ** 2 + (0.05 / 0.25) ** 2) / 3, rel=1e-5)
+    assert model.joint_jumps(0.25).item() == pytest.approx(((0.45 / 0.25) ** 2 + (0.05 / 0.25) ** 2) / 3, rel=1e-5)
 
 
 def test_continuous_path_starts_at_rest_and_moves_in_bounded_steps():
