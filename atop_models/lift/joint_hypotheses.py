@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as Fn
 
 from ..geometry.joint_search import _rodrigues
 from ..geometry.obb import candidate_origins, pca_obb
-from ..render.gaussians import rasterize_gaussians
+from ..render.gaussians import NEAR_PLANE, camera_matrices, rasterize_gaussians
 from ..render.splat import Layer, camera_depth, splat_points
 from ..types import CameraRig
 
@@ -33,6 +34,10 @@ SLIDE_REACH = 1.5
 MAX_TURN_PER_FRAME = math.radians(36.0)  # continuity of the grid path (a quarter turn in 2.5 frames)
 MAX_SLIDE_PER_FRAME = 0.35  # part lengths
 FINE_STEPS = 5  # values of the finer grid, spanning one coarse step either side of the best
+# Splats and video frames are compared blurred (Gaussian, this sigma in pixels): a thin part's edges match
+# only at its exact pose, so unblurred errors drop in a basin narrower than the grid step and the grid path
+# can miss it (a dishwasher door's path then turned it the wrong way)
+BLUR_PX = 0.7
 
 
 @dataclass
@@ -58,20 +63,63 @@ def box_candidates(rest_moving: np.ndarray) -> list[tuple[str, np.ndarray, np.nd
     return out
 
 
-def static_layer(means, quats, log_scales, opacity_logits, features, rig: CameraRig, width: int, height: int,
-                 background: torch.Tensor) -> Layer:
-    """The static Gaussians rendered once, with the depth of the surface each pixel shows (the rendered mean
-    position, alpha-weighted, seen from that pixel's camera)."""
+def render_layer(means, quats, log_scales, opacity_logits, features, rig: CameraRig, width: int, height: int,
+                 background: torch.Tensor, known=None) -> Layer:
+    """Gaussians rendered once, with the depth of the surface each pixel shows (the rendered mean position,
+    alpha-weighted, seen from that pixel's camera) and, given ``known`` [P] (1 for a Gaussian whose
+    appearance is known), the known share of what each pixel shows."""
     C = features.shape[-1]
-    feats = torch.cat([features, means], -1)
-    bg = torch.cat([background.to(features), torch.zeros(3, dtype=features.dtype, device=features.device)])
+    extra = [means] + ([known[:, None].to(features)] if known is not None else [])
+    feats = torch.cat([features] + extra, -1)
+    bg = torch.cat([background.to(features), features.new_zeros(feats.shape[-1] - C)])
     r = rasterize_gaussians(means[None], quats[None], log_scales, opacity_logits, feats, rig, width, height,
                             background=bg, backend="torch")
-    image, alpha = r.features[0], r.alpha[0]  # [V, H, W, C+3], [V, H, W]
-    position = image[..., C:] / alpha[..., None].clamp_min(1e-6)
+    image, alpha = r.features[0], r.alpha[0]  # [V, H, W, C+3(+1)], [V, H, W]
+    position = image[..., C:C + 3] / alpha[..., None].clamp_min(1e-6)
     depth = camera_depth(position, rig)
     depth = torch.where(alpha > 0.5, depth, torch.full_like(depth, float("inf")))
-    return Layer(features=image[..., :C], depth=depth, cover=alpha)
+    share = None if known is None else torch.where(alpha > 1e-6, image[..., C + 3] / alpha.clamp_min(1e-6), 1.0)
+    return Layer(features=image[..., :C], depth=depth, cover=alpha, known=share)
+
+
+def seen_at_rest(points: torch.Tensor, layer: Layer, rig: CameraRig, tolerance: float) -> torch.Tensor:
+    """[V, P] whether each point [P, 3] is the surface that ``layer`` (the whole object rendered at rest)
+    shows in each view: inside the image, its depth within ``tolerance`` of the layer's."""
+    V, H, W = layer.depth.shape
+    viewmats, Ks = camera_matrices(rig, W, H, device=points.device, dtype=points.dtype)
+    cam = torch.einsum("vij,pj->vpi", viewmats[:, :3, :3], points) + viewmats[:, None, :3, 3]  # [V, P, 3]
+    z = cam[..., 2].clamp_min(NEAR_PLANE)
+    x = (Ks[:, None, 0, 0] * cam[..., 0] / z + Ks[:, None, 0, 2]).floor().long()
+    y = (Ks[:, None, 1, 1] * cam[..., 1] / z + Ks[:, None, 1, 2]).floor().long()
+    inside = (x >= 0) & (x < W) & (y >= 0) & (y < H) & (cam[..., 2] > NEAR_PLANE)
+    views = torch.arange(V, device=points.device)[:, None]
+    depth = layer.depth[views, y.clamp(0, H - 1), x.clamp(0, W - 1)]
+    return inside & (cam[..., 2] <= depth + tolerance)
+
+
+def seen_features(points: torch.Tensor, features: torch.Tensor, layer: Layer, rig: CameraRig,
+                  seen: torch.Tensor) -> torch.Tensor:
+    """Features [P, C] for splatting the points [P, 3]: what ``layer`` (the whole object rendered at rest)
+    shows where each point is the visible surface (``seen`` [V, P], from ``seen_at_rest``), averaged over the
+    views that see it; a point that no view sees takes its nearest seen neighbour's. A Gaussian's own feature
+    is no colour of its own: overlapping Gaussians are fitted only as a blend, and single ones drift far from
+    it (a plain grey door fits as speckles of black, white and blue)."""
+    V, H, W = layer.depth.shape
+    count = seen.sum(0)  # [P]
+    if not bool((count > 0).any()):
+        return features
+    viewmats, Ks = camera_matrices(rig, W, H, device=points.device, dtype=points.dtype)
+    cam = torch.einsum("vij,pj->vpi", viewmats[:, :3, :3], points) + viewmats[:, None, :3, 3]
+    z = cam[..., 2].clamp_min(NEAR_PLANE)
+    x = (Ks[:, None, 0, 0] * cam[..., 0] / z + Ks[:, None, 0, 2]).floor().long().clamp(0, W - 1)
+    y = (Ks[:, None, 1, 1] * cam[..., 1] / z + Ks[:, None, 1, 2]).floor().long().clamp(0, H - 1)
+    shown = layer.features[torch.arange(V, device=points.device)[:, None], y, x]  # [V, P, C]
+    out = (shown * seen[..., None]).sum(0) / count.clamp_min(1)[:, None]
+    hidden = count == 0
+    if bool(hidden.any()):
+        nearest = torch.cdist(points[hidden], points[~hidden]).argmin(1)
+        out[hidden] = out[~hidden][nearest]
+    return out.to(features.dtype)
 
 
 def _poses(jtype: str, axis: np.ndarray, origin: np.ndarray, values: np.ndarray, rest: torch.Tensor) -> torch.Tensor:
@@ -83,6 +131,19 @@ def _poses(jtype: str, axis: np.ndarray, origin: np.ndarray, values: np.ndarray,
                         device=rest.device)
     o = torch.as_tensor(origin, dtype=rest.dtype, device=rest.device)
     return torch.einsum("qij,mj->qmi", R, rest - o) + o
+
+
+def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``images`` [..., H, W] (edges replicated)."""
+    r = max(int(math.ceil(2 * sigma)), 1)
+    t = torch.arange(-r, r + 1, dtype=images.dtype, device=images.device)
+    k = torch.exp(-t ** 2 / (2 * sigma * sigma))
+    k = k / k.sum()
+    H, W = images.shape[-2:]
+    x = images.reshape(-1, 1, H, W)
+    x = Fn.conv2d(Fn.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    x = Fn.conv2d(Fn.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    return x.reshape(images.shape)
 
 
 def continuous_path(errors: torch.Tensor, values: np.ndarray, max_step: float) -> np.ndarray:
@@ -106,17 +167,31 @@ def continuous_path(errors: torch.Tensor, values: np.ndarray, max_step: float) -
 def rank_hypotheses(rest_moving: torch.Tensor, moving_features: torch.Tensor, layer: Layer, rig: CameraRig,
                     targets: torch.Tensor, coverage, silhouette_weight: float) -> list[JointHypothesis]:
     """Every box candidate with its best value per frame, best first. ``targets`` [F-1, V, H, W, C] are the
-    moving frames at the layer's size, ``coverage`` [F-1, V, H, W] their object coverage (or None)."""
+    moving frames at the layer's size, ``coverage`` [F-1, V, H, W] their object coverage (or None). Pixels
+    that show what the layer does not know (``layer.known``: surface hidden at rest, such as the inside a
+    door uncovers) do not count: their appearance was never seen, and a wrong guess there would favour poses
+    that keep them covered."""
     V, H, W = layer.depth.shape
+    targets = blur(targets.movedim(-1, -3), BLUR_PX)  # [F-1, V, C, H, W]
+    coverage = None if coverage is None else blur(coverage, BLUR_PX)
+    known = layer.known if layer.known is not None else torch.ones_like(layer.cover)
+    under = Layer(torch.cat([layer.features, known[..., None]], -1), layer.depth, layer.cover)
+    moving_features = torch.cat([moving_features, moving_features.new_ones(len(moving_features), 1)], -1)
     rest_np = rest_moving.detach().double().cpu().numpy()
     box = pca_obb(rest_np)
 
     def errors(jtype, axis, origin, values) -> torch.Tensor:  # [Q, F-1]
         pts = _poses(jtype, axis, origin, values, rest_moving)
-        img, cover = splat_points(pts, moving_features, rig, W, H, under=layer)
-        err = ((img[:, None] - targets[None]) ** 2).mean((2, 3, 4, 5))
+        img, cover = splat_points(pts, moving_features, rig, W, H, under=under)
+        img = img.movedim(-1, -3)  # [Q, V, C+1, H, W]
+        known = img[:, :, -1:]  # 1 where the moving part or a known surface shows
+        # An unknown surface is taken to look as the video shows it: the composite blurs to
+        # blur(known * img) + blur((1 - known) * target), with blur(known * target) ~ blur(known) * blur(target)
+        # (exact where known is locally constant; one blur per pose instead of one per pose and frame)
+        shown, share = blur(known * img[:, :, :-1], BLUR_PX), blur(known, BLUR_PX)
+        err = (shown[:, None] - share[:, None] * targets[None]).square().mean((2, 3, 4, 5))
         if coverage is not None and silhouette_weight > 0:
-            err = err + silhouette_weight * ((cover[:, None] - coverage[None]) ** 2).mean((2, 3, 4))
+            err = err + silhouette_weight * ((blur(cover, BLUR_PX)[:, None] - coverage[None]) ** 2).mean((2, 3, 4))
         return err
 
     out = []

@@ -19,7 +19,8 @@ from ..types import CameraRig, PartMesh, PointSequence
 from .gaussians import MOTIONS, FrameGaussians, GaussianInit, init_gaussians
 from .guidance import SDSGuidance, VideoGuidance
 from .joint_hypotheses import (MAX_SLIDE_PER_FRAME, MAX_TURN_PER_FRAME, JointHypothesis, disagreeing_equals,
-                               prefer_slide, rank_hypotheses, static_layer, with_every_type)
+                               prefer_slide, rank_hypotheses, render_layer, seen_at_rest, seen_features,
+                               with_every_type)
 
 log = logging.getLogger("atop")
 
@@ -44,6 +45,7 @@ INDISTINCT_SHARE = 0.01  # joints that disagree but explain the video within thi
 # A joint's values may not jump between frames by more than the hypotheses' per-frame bound: a thin part
 # turned about its centre line can look like one turned the other way, and a frame alone may fall there.
 CONTINUITY_WEIGHT = 1.0
+SEEN_DEPTH = 0.1  # a splatted point is seen where its depth is within this share of the part's radius
 APPEARANCE_LR = {"features": 0.02, "scales": 0.02, "quats": 0.005, "opacity": 0.05}  # opacity: outline Gaussians fade
 
 
@@ -403,7 +405,8 @@ class _JointChoice:
     def _ranking(self) -> list[JointHypothesis]:
         if not self.ranked:
             self.ranked = with_every_type(
-                _rank_joint_hypotheses(self.model, self.guidance, self.rig, self.background), PROBED)
+                _rank_joint_hypotheses(self.model, self.guidance, self.rig, self.background,
+                                       0.5 * self.part_length), PROBED)
         return self.ranked
 
     def _scored(self, level: int) -> JointHypothesis:
@@ -420,7 +423,8 @@ class _JointChoice:
         return JointHypothesis(jtype, axis, origin, amounts, float(loss) if loss is not None else float("inf"))
 
 
-def _rank_joint_hypotheses(model: FrameGaussians, guidance, rig: CameraRig, background) -> list[JointHypothesis]:
+def _rank_joint_hypotheses(model: FrameGaussians, guidance, rig: CameraRig, background,
+                           part_radius: float) -> list[JointHypothesis]:
     """The bounding-box joint hypotheses ranked against the video at its coarse level (see
     ``joint_hypotheses``), with the appearance fitted so far."""
     level = 1 if guidance.num_levels > 1 else 0
@@ -428,7 +432,12 @@ def _rank_joint_hypotheses(model: FrameGaussians, guidance, rig: CameraRig, back
     frames, coverage = guidance.targets(level)
     static, moving = ~model.moving, model.moving
     with torch.no_grad():
-        layer = static_layer(model.rest[static], model.quats[static], model.log_scales[static],
-                             model.opacity_logits[static], model.features[static], rig, width, height, background)
-        return rank_hypotheses(model.rest[moving], model.features[moving], layer, rig, frames[1:],
+        whole = render_layer(model.rest, model.quats, model.log_scales, model.opacity_logits, model.features, rig,
+                             width, height, background)
+        seen = seen_at_rest(model.rest, whole, rig, SEEN_DEPTH * part_radius)  # [V, N]
+        layer = render_layer(model.rest[static], model.quats[static], model.log_scales[static],
+                             model.opacity_logits[static], model.features[static], rig, width, height, background,
+                             known=seen[:, static].any(0).to(model.rest.dtype))
+        features = seen_features(model.rest[moving], model.features[moving], whole, rig, seen[:, moving])
+        return rank_hypotheses(model.rest[moving], features, layer, rig, frames[1:],
                                None if coverage is None else coverage[1:], guidance.silhouette_weight)

@@ -7,6 +7,7 @@ once by the rasteriser), so a candidate part pose is composited in front of or b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -19,6 +20,7 @@ class Layer:
     features: torch.Tensor  # [V, H, W, C] what the pixel shows
     depth: torch.Tensor  # [V, H, W] camera depth of the surface shown (inf: background)
     cover: torch.Tensor  # [V, H, W] 0..1 opacity
+    known: Optional[torch.Tensor] = None  # [V, H, W] share of what the pixel shows whose appearance is known
 
 
 def camera_depth(points: torch.Tensor, rig: CameraRig) -> torch.Tensor:

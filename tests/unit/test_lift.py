@@ -303,6 +303,72 @@ def test_splat_composites_points_by_depth_over_a_layer():
     np.testing.assert_allclose(camera_depth(torch.zeros(V, 1, 3), rig).numpy(), 2.0, atol=1e-5)
 
 
+def test_splat_features_are_what_the_render_shows():
+    from atop_models.lift.joint_hypotheses import blur, render_layer, seen_at_rest, seen_features
+    from atop_models.render.splat import Layer
+
+    rig = imagedream_rig(resolution=16, distance=2.0)
+    V = rig.num_views
+    # every pixel shows a horizontal red ramp and grey green/blue, at depth 2 (the origin's depth in every view)
+    features = torch.full((V, 16, 16, 3), 0.5)
+    features[..., 0] = torch.linspace(0, 1, 16)[None, None, :]
+    layer = Layer(features=features, depth=torch.full((V, 16, 16), 2.0), cover=torch.ones(V, 16, 16))
+    pts = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.01]])
+    seen = seen_at_rest(pts, layer, rig, tolerance=0.05)
+    assert seen.shape == (V, 2) and bool(seen.all())
+    in_front = Layer(layer.features, torch.full((V, 16, 16), 1.5), layer.cover)  # a surface hides them
+    assert not bool(seen_at_rest(pts, in_front, rig, tolerance=0.05).any())
+    # a Gaussian's own (speckled) feature gives way to what the render shows; an unseen point takes its
+    # nearest seen neighbour's
+    speckles = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    seen[:, 1] = False
+    out = seen_features(pts, speckles, layer, rig, seen)
+    np.testing.assert_allclose(out[:, 1:].numpy(), 0.5, atol=1e-6)
+    np.testing.assert_allclose(out[1].numpy(), out[0].numpy())
+    assert 0.4 < float(out[0, 0]) < 0.6  # the ramp's middle
+    # the known share of the pixels: 1 where a known Gaussian shows, 0 where only an unknown one does
+    args = (torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.full((1, 3), -2.0), torch.full((1,), 4.0),
+            torch.ones(1, 3), rig, 16, 16, torch.zeros(3))
+    known, unknown = render_layer(*args, known=torch.ones(1)), render_layer(*args, known=torch.zeros(1))
+    assert float(known.known[:, 7:9, 7:9].min()) > 0.99 and float(unknown.known[:, 7:9, 7:9].max()) < 0.01
+    assert float(unknown.known[:, 0, 0].min()) == 1.0  # empty background is known
+    assert render_layer(*args).known is None
+    # blur keeps constants and mass, and spreads a point
+    img = torch.zeros(2, 9, 9)
+    img[:, 4, 4] = 1.0
+    b = blur(img, 0.7)
+    assert abs(float(b.sum()) - 2.0) < 1e-5 and float(b[0, 4, 4]) < 0.5 and float(b[0, 4, 5]) > 0.05
+    np.testing.assert_allclose(blur(torch.full((3, 5, 5), 0.25), 0.7).numpy(), 0.25, atol=1e-6)
+
+
+def test_unknown_pixels_do_not_count_in_the_ranking():
+    """What the static layer shows where its surface was never seen (the inside a door uncovers) is a guess:
+    changing the guess leaves every hypothesis's values and score unchanged; on known pixels it does not."""
+    from atop_models.lift.joint_hypotheses import rank_hypotheses
+    from atop_models.render.splat import Layer
+
+    rig = imagedream_rig(resolution=16, distance=2.0)
+    V = rig.num_views
+    g = torch.Generator().manual_seed(0)
+    u, w = torch.meshgrid(torch.linspace(-0.3, 0.3, 12), torch.linspace(-0.2, 0.2, 8), indexing="ij")
+    # a plate in the x-z plane, its points at distinct depths (ties would splat in any order)
+    plate = torch.stack([u, 0.01 * torch.rand(u.shape, generator=g), w], -1).reshape(-1, 3)
+    colours = torch.rand(len(plate), 3, generator=g)
+    targets = torch.rand(3, V, 16, 16, 3, generator=g)
+    known = torch.ones(V, 16, 16)
+    known[:, 4:12, 4:12] = 0.0
+
+    def ranking(guess, share):
+        features = torch.full((V, 16, 16, 3), 0.3)
+        features[:, 4:12, 4:12] = guess
+        layer = Layer(features, torch.full((V, 16, 16), 3.0), torch.ones(V, 16, 16), known=share)
+        return [(h.type, np.round(h.axis, 6).tolist(), np.round(h.origin, 6).tolist(), h.amounts.tolist(), h.score)
+                for h in rank_hypotheses(plate, colours, layer, rig, targets, None, 0.0)]
+
+    assert ranking(0.0, known) == ranking(1.0, known)
+    assert ranking(0.0, torch.ones(V, 16, 16)) != ranking(1.0, torch.ones(V, 16, 16))
+
+
 @pytest.mark.parametrize("joint_type", ["revolute", "prismatic"])
 def test_joint_video_lift_recovers_the_joint(joint_type):
     """Joint motion: the bounding-box hypotheses ranked against the video, refined, and the right one kept."""
