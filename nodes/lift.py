@@ -6,7 +6,7 @@ import torch
 
 from ..atop_models.errors import InputError
 from ..atop_models.lift.guidance import ModelNoisePredictor, SDSGuidance, VideoGuidance
-from ..atop_models.lift.lift import lift_gaussians
+from ..atop_models.lift.lift import JOINT_TYPES, lift_gaussians
 from ._comfy import images_to_comfy, io, progress_callback, soft_empty_cache, torch_device, user_errors
 from .types import CamerasType, MVModelType, MVVideoType, PartMeshType, PointSequenceType
 
@@ -56,6 +56,10 @@ class GaussianSDSLift(io.ComfyNode):
                                tooltip="Gaussian rasteriser: auto = gsplat on CUDA when it works, else torch."),
                 io.Int.Input("resolution", default=64, min=8, max=1024, optional=True,
                              tooltip="Working resolution for RGB video guidance (latents use their own size)."),
+                io.Combo.Input("joint_type", options=list(JOINT_TYPES), default="auto", optional=True,
+                               tooltip="Joint motion only: the joint's type when you know it (a knob turns, a "
+                                       "button slides), for parts whose motion the views barely show; auto "
+                                       "lets the video decide."),
             ],
             outputs=[
                 PointSequenceType.Output(display_name="points", tooltip="Gaussian centres per frame, moving-part "
@@ -69,7 +73,8 @@ class GaussianSDSLift(io.ComfyNode):
 
     @classmethod
     def execute(cls, mesh, part_name, cameras, guidance, iterations, learning_rate, num_gaussians, motion,
-                guidance_scale, t_min, t_max, seed, backend, video=None, model=None, resolution=64) -> io.NodeOutput:
+                guidance_scale, t_min, t_max, seed, backend, video=None, model=None, resolution=64,
+                joint_type="auto") -> io.NodeOutput:
         with user_errors("GaussianSDSLift"):
             if guidance == "video" and video is None:
                 raise InputError("'video' guidance needs a video input; connect a multi-view motion video")
@@ -93,7 +98,7 @@ class GaussianSDSLift(io.ComfyNode):
                                         seed=seed)
                 result = lift_gaussians(mesh, part_name, cameras, guide, iterations=iterations,
                                         learning_rate=learning_rate, num_gaussians=num_gaussians, motion=motion,
-                                        seed=seed, backend=backend, device=device,
+                                        joint_type=joint_type, seed=seed, backend=backend, device=device,
                                         on_step=progress_callback(iterations))
         soft_empty_cache()
         losses = [float(x) for x in result.losses if np.isfinite(x)]  # skipped steps are NaN

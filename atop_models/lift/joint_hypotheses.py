@@ -234,6 +234,26 @@ def with_every_type(hypotheses: list[JointHypothesis], n: int) -> list[JointHypo
     return sorted(chosen, key=lambda h: h.score)
 
 
+def distinct(hypotheses: list[JointHypothesis], part_length: float, angle_deg: float = 10.0,
+             share: float = 0.2) -> list[JointHypothesis]:
+    """``hypotheses`` best first, without those that repeat a better one: the same type, an axis within
+    ``angle_deg``, and (hinges) a line within ``share`` of ``part_length``. A thin door's hinges through its
+    centre and through its two broad faces are one line; refining all three would crowd out the others."""
+    cos = math.cos(math.radians(angle_deg))
+    kept: list[JointHypothesis] = []
+    for h in sorted(hypotheses, key=lambda h: h.score):
+        def same(k: JointHypothesis) -> bool:
+            if k.type != h.type or abs(float(np.dot(k.axis, h.axis))) < cos:
+                return False
+            if h.type == "prismatic":
+                return True
+            gap = h.origin - k.origin
+            return float(np.linalg.norm(gap - np.dot(gap, k.axis) * k.axis)) < share * part_length
+        if not any(same(k) for k in kept):
+            kept.append(h)
+    return kept
+
+
 def prefer_slide(hypotheses: list[JointHypothesis], margin: float) -> JointHypothesis:
     """The best hypothesis, where a hinge must beat the best slide's score by the share ``margin``: a hinge
     whose axis and origin are free can bend toward any motion a little (a drawer pulled out is nearly a turn

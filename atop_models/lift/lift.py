@@ -19,12 +19,13 @@ from ..types import CameraRig, PartMesh, PointSequence
 from .gaussians import MOTIONS, FrameGaussians, GaussianInit, init_gaussians
 from .guidance import SDSGuidance, VideoGuidance
 from .joint_hypotheses import (MAX_SLIDE_PER_FRAME, MAX_TURN_PER_FRAME, JointHypothesis, disagreeing_equals,
-                               prefer_slide, rank_hypotheses, render_layer, seen_at_rest, seen_features,
+                               distinct, prefer_slide, rank_hypotheses, render_layer, seen_at_rest, seen_features,
                                with_every_type)
 
 log = logging.getLogger("atop")
 
 Guidance = Union[VideoGuidance, SDSGuidance]
+JOINT_TYPES = ("auto", "revolute", "prismatic")
 MAX_BAD_STEPS = 10  # consecutive non-finite steps before giving up
 APPEARANCE_SHARE = 0.3  # video curriculum: share of the steps fitting appearance on the rest frame
 TRACK_SHARE = 0.6  # share tracking the frames one at a time (the rest polishes random frame subsets)
@@ -124,7 +125,8 @@ def _motion_optimizer(model: FrameGaussians, learning_rate: float, part_radius: 
 def lift_gaussians(
     mesh: PartMesh, part_name: str, rig: CameraRig, guidance: Guidance, *,
     iterations: int = 300, learning_rate: float = 0.01, num_gaussians: int = 2000, moving_fraction: float = 0.5,
-    motion: str = "rigid", seed: int = 0, backend: str = "auto", vertices: Optional[np.ndarray] = None,
+    motion: str = "rigid", joint_type: str = "auto", seed: int = 0, backend: str = "auto",
+    vertices: Optional[np.ndarray] = None,
     curriculum: bool = True, frames_per_step: Optional[int] = None, isometry_weight: float = 10.0,
     device: Union[str, torch.device] = "cpu", dtype: torch.dtype = torch.float32,
     on_step: Optional[OnStep] = None,
@@ -133,13 +135,15 @@ def lift_gaussians(
 
     ``num_gaussians`` are split between the moving part (``moving_fraction``) and the rest; ``vertices``
     gives the rest state when it differs from the mesh's own. ``motion``: "joint", "rigid" or "free" (see
-    ``FrameGaussians``). With ``curriculum`` (video guidance only; see ``frame_schedule``) appearance is
-    fitted on the rest frame; then, for rigid and free motion, each frame is tracked alone, starting from
-    the motion of the frames before it extrapolated; for joint motion, the bounding-box joint hypotheses are
-    ranked against the video (``joint_hypotheses``), the best few refined in turn and the one that explains
-    every frame best kept; then random subsets of ``frames_per_step`` frames (default 2) polish everything.
-    At least one step per frame is needed for a full curriculum. ``isometry_weight`` keeps the free moving
-    Gaussians' neighbour distances. Raises DivergenceError on NaN/Inf.
+    ``FrameGaussians``); ``joint_type`` ("auto", "revolute" or "prismatic") limits joint motion to that type,
+    for when the user knows it and the video cannot show it. With ``curriculum`` (video guidance only; see
+    ``frame_schedule``) appearance is fitted on the rest frame; then, for rigid and free motion, each frame
+    is tracked alone, starting from the motion of the frames before it extrapolated; for joint motion, the
+    bounding-box joint hypotheses are ranked against the video (``joint_hypotheses``), the best few refined
+    in turn and the one that explains every frame best kept; then random subsets of ``frames_per_step``
+    frames (default 2) polish everything. At least one step per frame is needed for a full curriculum.
+    ``isometry_weight`` keeps the free moving Gaussians' neighbour distances. Raises DivergenceError on
+    NaN/Inf.
     """
     if iterations < 1:
         raise InputError(f"iterations must be at least 1, got {iterations}")
@@ -149,6 +153,8 @@ def lift_gaussians(
         raise InputError(f"learning_rate must be positive, got {learning_rate}")
     if motion not in MOTIONS:
         raise InputError(f"unknown motion model '{motion}'; choose one of {', '.join(MOTIONS)}")
+    if joint_type not in JOINT_TYPES:
+        raise InputError(f"unknown joint type '{joint_type}'; choose one of {', '.join(JOINT_TYPES)}")
     if motion == "joint" and not (curriculum and guidance.supports_frame_subsets):
         raise InputError("joint motion ranks joint hypotheses against a video: it needs video guidance (with "
                          "the curriculum); with score distillation choose rigid or free motion")
@@ -193,7 +199,7 @@ def lift_gaussians(
     preview_every = max(iterations // 10, 1)
     motion_opt, window = None, None
     choice = (_JointChoice(model, guidance, rig, backend, background, object_axes(init.means[~init.moving]),
-                           part_radius) if motion == "joint" else None)
+                           part_radius, joint_type) if motion == "joint" else None)
     for step in range(iterations):
         phase, frame, start, length = plan[step]
         if (phase, frame) != window:  # a new window: fresh Adam state, warm start
@@ -317,10 +323,11 @@ class _JointChoice:
     are always probed and refined, and a hinge is kept only when it is clearly better (``prefer_slide``)."""
 
     def __init__(self, model: FrameGaussians, guidance, rig: CameraRig, backend: str, background,
-                 frame_axes: np.ndarray, part_radius: float):
+                 frame_axes: np.ndarray, part_radius: float, joint_type: str = "auto"):
         self.model, self.guidance, self.rig, self.backend, self.background = model, guidance, rig, backend, background
         self.part_length = 2.0 * part_radius
         self.frame_axes = frame_axes  # [K, 3] the object's own directions (coordinate and principal axes)
+        self.joint_type = joint_type  # "auto": both types compete
         self.snapped = self.warned = False
         self.chosen: Optional[JointHypothesis] = None  # the kept hypothesis before any snap
         self.ranked: list[JointHypothesis] = []
@@ -334,7 +341,8 @@ class _JointChoice:
             self._follow(self._ranking()[min(k, len(self.ranked) - 1)])
         elif phase == "hypothesis":
             if not self.to_refine:
-                self.to_refine = with_every_type(self.probed or self._ranking(), REFINED)
+                pool = distinct(self.probed or self._ranking(), self.part_length)
+                self.to_refine = with_every_type(pool, REFINED)
             self._follow(self.to_refine[min(k, len(self.to_refine) - 1)])
         elif phase == "polish":
             self.finish()
@@ -365,7 +373,7 @@ class _JointChoice:
             note += (f"; UNCERTAIN: {len(rivals)} other refined joint(s) ({', '.join(h.type for h in rivals)}) "
                      f"explain the video within {INDISTINCT_SHARE:.0%}: the part's motion barely changes the "
                      "images (a small part, or one turning about its own symmetry axis); render larger views, "
-                     "or check the joint before use")
+                     "give the joint type if you know it, or check the joint before use")
         return note
 
     def _snap(self) -> None:
@@ -404,9 +412,10 @@ class _JointChoice:
 
     def _ranking(self) -> list[JointHypothesis]:
         if not self.ranked:
-            self.ranked = with_every_type(
-                _rank_joint_hypotheses(self.model, self.guidance, self.rig, self.background,
-                                       0.5 * self.part_length), PROBED)
+            ranked = [h for h in _rank_joint_hypotheses(self.model, self.guidance, self.rig, self.background,
+                                                        0.5 * self.part_length)
+                      if self.joint_type in ("auto", h.type)]
+            self.ranked = with_every_type(distinct(ranked, self.part_length), PROBED)
         return self.ranked
 
     def _scored(self, level: int) -> JointHypothesis:

@@ -50,6 +50,20 @@ def test_lift_fits_the_video(node_classes, microwave):
     assert "torch" in out[3]
 
 
+def test_joint_lift_keeps_to_the_given_joint_type(node_classes, microwave):
+    """The user knows the type (the views may not show it): joint motion then searches that type only."""
+    mesh, cameras = microwave
+    video = run_node(node_classes["MultiViewVideoFromMesh"], mesh=mesh, cameras=cameras, part_name="link_0",
+                     num_frames=3, fraction=0.5).result[0]
+    kw = dict(mesh=mesh, part_name="link_0", cameras=cameras, guidance="video", video=video, iterations=40,
+              learning_rate=0.01, num_gaussians=400, motion="joint", guidance_scale=5.0, t_min=0.02, t_max=0.5,
+              seed=0, backend="torch", resolution=32)
+    info = run_node(node_classes["GaussianSDSLift"], joint_type="prismatic", **kw).result[3]
+    assert "joint motion: prismatic" in info
+    with pytest.raises(ValueError, match=r"^ATOP GaussianSDSLift: unknown joint type 'screw'"):
+        run_node(node_classes["GaussianSDSLift"], joint_type="screw", **kw)
+
+
 def test_sds_without_model_is_a_clear_error(node_classes, microwave):
     mesh, cameras = microwave
     with pytest.raises(ValueError, match=r"^ATOP GaussianSDSLift: .*model"):

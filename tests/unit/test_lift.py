@@ -285,6 +285,28 @@ def test_hypothesis_pools_keep_both_types_and_a_hinge_must_win_clearly():
     assert prefer_slide([h("revolute", 0.8)], 0.1).type == "revolute"
 
 
+def test_distinct_drops_hypotheses_that_repeat_a_better_one():
+    from atop_models.lift.joint_hypotheses import JointHypothesis, distinct
+
+    def h(jtype, axis, origin, score):
+        return JointHypothesis(jtype, np.asarray(axis, float) / np.linalg.norm(axis), np.asarray(origin, float),
+                               np.zeros(3), score)
+
+    hyps = [
+        h("revolute", [1, 0, 0], [0, 0, 0], 0.1),  # a thin door's centre line
+        h("revolute", [1, 0, 0], [0, 0.05, 0], 0.2),  # its broad face: the same line (0.05 < 0.2 x 1.0)
+        h("revolute", [1, 0, 0.05], [3, 0, 0.01], 0.25),  # the same line, 3 deg off, origin elsewhere on it
+        h("revolute", [1, 0, 0], [0, 0, -0.5], 0.3),  # its bottom edge: another line
+        h("revolute", [0, 0, 1], [0, 0, 0], 0.35),  # another axis
+        h("prismatic", [1, 0, 0], [0, 0, 0], 0.4),  # another type
+        h("prismatic", [1, 0.1, 0], [9, 9, 9], 0.5),  # a slide along the same axis (6 deg), anywhere
+    ]
+    kept = distinct(list(reversed(hyps)), part_length=1.0)
+    assert [k.score for k in kept] == [0.1, 0.3, 0.35, 0.4]
+    assert [k.score for k in distinct(hyps, part_length=0.1)] == [0.1, 0.2, 0.3, 0.35, 0.4]  # 0.05 apart now
+    assert [k.score for k in distinct(hyps, part_length=1.0, angle_deg=2.0)] == [0.1, 0.25, 0.3, 0.35, 0.4, 0.5]
+
+
 def test_splat_composites_points_by_depth_over_a_layer():
     from atop_models.render.splat import Layer, camera_depth, splat_points
 
