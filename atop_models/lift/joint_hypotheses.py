@@ -86,15 +86,21 @@ def seen_at_rest(points: torch.Tensor, layer: Layer, rig: CameraRig, tolerance: 
     """[V, P] whether each point [P, 3] is the surface that ``layer`` (the whole object rendered at rest)
     shows in each view: inside the image, its depth within ``tolerance`` of the layer's."""
     V, H, W = layer.depth.shape
-    viewmats, Ks = camera_matrices(rig, W, H, device=points.device, dtype=points.dtype)
+    x, y, z = _pixels(points, rig, W, H)
+    inside = (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z > NEAR_PLANE)
+    views = torch.arange(V, device=points.device)[:, None]
+    depth = layer.depth[views, y.clamp(0, H - 1), x.clamp(0, W - 1)]
+    return inside & (z <= depth + tolerance)
+
+
+def _pixels(points: torch.Tensor, rig: CameraRig, width: int, height: int):
+    """The pixel column and row [V, P] (long) and camera depth [V, P] of points [P, 3] in every view."""
+    viewmats, Ks = camera_matrices(rig, width, height, device=points.device, dtype=points.dtype)
     cam = torch.einsum("vij,pj->vpi", viewmats[:, :3, :3], points) + viewmats[:, None, :3, 3]  # [V, P, 3]
     z = cam[..., 2].clamp_min(NEAR_PLANE)
     x = (Ks[:, None, 0, 0] * cam[..., 0] / z + Ks[:, None, 0, 2]).floor().long()
     y = (Ks[:, None, 1, 1] * cam[..., 1] / z + Ks[:, None, 1, 2]).floor().long()
-    inside = (x >= 0) & (x < W) & (y >= 0) & (y < H) & (cam[..., 2] > NEAR_PLANE)
-    views = torch.arange(V, device=points.device)[:, None]
-    depth = layer.depth[views, y.clamp(0, H - 1), x.clamp(0, W - 1)]
-    return inside & (cam[..., 2] <= depth + tolerance)
+    return x, y, cam[..., 2]
 
 
 def seen_features(points: torch.Tensor, features: torch.Tensor, layer: Layer, rig: CameraRig,
@@ -108,12 +114,8 @@ def seen_features(points: torch.Tensor, features: torch.Tensor, layer: Layer, ri
     count = seen.sum(0)  # [P]
     if not bool((count > 0).any()):
         return features
-    viewmats, Ks = camera_matrices(rig, W, H, device=points.device, dtype=points.dtype)
-    cam = torch.einsum("vij,pj->vpi", viewmats[:, :3, :3], points) + viewmats[:, None, :3, 3]
-    z = cam[..., 2].clamp_min(NEAR_PLANE)
-    x = (Ks[:, None, 0, 0] * cam[..., 0] / z + Ks[:, None, 0, 2]).floor().long().clamp(0, W - 1)
-    y = (Ks[:, None, 1, 1] * cam[..., 1] / z + Ks[:, None, 1, 2]).floor().long().clamp(0, H - 1)
-    shown = layer.features[torch.arange(V, device=points.device)[:, None], y, x]  # [V, P, C]
+    x, y, _ = _pixels(points, rig, W, H)
+    shown = layer.features[torch.arange(V, device=points.device)[:, None], y.clamp(0, H - 1), x.clamp(0, W - 1)]
     out = (shown * seen[..., None]).sum(0) / count.clamp_min(1)[:, None]
     hidden = count == 0
     if bool(hidden.any()):
