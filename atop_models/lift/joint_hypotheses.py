@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as Fn
+from scipy.spatial import cKDTree
 
 from ..geometry.joint_search import _rodrigues
 from ..geometry.obb import candidate_origins, pca_obb
@@ -119,7 +120,10 @@ def seen_features(points: torch.Tensor, features: torch.Tensor, layer: Layer, ri
     out = (shown * seen[..., None]).sum(0) / count.clamp_min(1)[:, None]
     hidden = count == 0
     if bool(hidden.any()):
-        nearest = torch.cdist(points[hidden], points[~hidden]).argmin(1)
+        # (a k-d tree: a distance matrix of a large part's Gaussians would not fit in memory)
+        seen_pts = points[~hidden].detach().double().cpu().numpy()
+        _, nearest = cKDTree(seen_pts).query(points[hidden].detach().double().cpu().numpy())
+        nearest = torch.as_tensor(nearest, device=points.device)
         out[hidden] = out[~hidden][nearest]
     return out.to(features.dtype)
 
