@@ -106,14 +106,16 @@ def _isometry_edges(rest: np.ndarray, k: int = 6) -> tuple[np.ndarray, np.ndarra
 def _motion_optimizer(model: FrameGaussians, learning_rate: float, part_radius: float) -> torch.optim.Adam:
     """Adam over the motion. Rigid: rotations step ``learning_rate`` radians, translations that times the
     part's radius (both then move the part's points by similar amounts); joint: the axis direction and hinge
-    angles likewise, the axis point and slide lengths in part radii; free offsets step in world units."""
+    angles likewise, slide lengths in part radii, the axis point three times faster (a hinge can lie outside
+    the part's box, as a fridge door's does, and a slow axis point makes the angles overshoot instead);
+    free offsets step in world units."""
     if model.rigid:
         groups = [{"params": [model.rotations], "lr": learning_rate},
                   {"params": [model.translations], "lr": learning_rate * part_radius}]
     elif model.motion == "joint":
         per_value = learning_rate * (part_radius if model.joint_type == "prismatic" else 1.0)
         groups = [{"params": [model.joint_axis], "lr": learning_rate},
-                  {"params": [model.joint_origin], "lr": learning_rate * part_radius},
+                  {"params": [model.joint_origin], "lr": 3 * learning_rate * part_radius},
                   {"params": [model.joint_amounts], "lr": per_value}]
     else:
         groups = [{"params": [model.offsets], "lr": learning_rate}]
