@@ -6,7 +6,8 @@ import torch
 
 from ..atop_models.errors import InputError
 from ..atop_models.lift.guidance import ModelNoisePredictor, SDSGuidance, VideoGuidance
-from ..atop_models.lift.lift import JOINT_TYPES, lift_gaussians
+from ..atop_models.geometry.joint_search import JOINT_TYPE_CHOICES
+from ..atop_models.lift.lift import lift_gaussians
 from ._comfy import images_to_comfy, io, progress_callback, soft_empty_cache, torch_device, user_errors
 from .types import CamerasType, MVModelType, MVVideoType, PartMeshType, PointSequenceType
 
@@ -56,7 +57,7 @@ class GaussianSDSLift(io.ComfyNode):
                                tooltip="Gaussian rasteriser: auto = gsplat on CUDA when it works, else torch."),
                 io.Int.Input("resolution", default=64, min=8, max=1024, optional=True,
                              tooltip="Working resolution for RGB video guidance (latents use their own size)."),
-                io.Combo.Input("joint_type", options=list(JOINT_TYPES), default="auto", optional=True,
+                io.Combo.Input("joint_type", options=list(JOINT_TYPE_CHOICES), default="auto", optional=True,
                                tooltip="Joint motion only: the joint's type when you know it (a knob turns, a "
                                        "button slides), for parts whose motion the views barely show; auto "
                                        "lets the video decide."),

@@ -623,7 +623,8 @@ def estimate_joint(seq: PointSequence, *, joint_type: str = "auto", refine_resul
             a, o, q = refine(problem, jt, a0, o0, q0, settings, use_chamfer=not reliable)
             contenders.append((label, jt, a, o, q, None))
             # (exact points pin the axis: only noisy ones leave room to prefer the object's own axes)
-            snaps = snap_axes(a, data.frame_axes, settings.snap_degrees) if settings.snap_tolerance and problem.noisy else []
+            snaps = (snap_axes(a, data.frame_axes, settings.snap_degrees)
+                     if settings.snap_tolerance and problem.noisy else [])
             for group, axis_s in snaps:
                 a_s, o_s, q_s = refine(problem, jt, axis_s, o, q, settings, use_chamfer=not reliable, fix_axis=True)
                 contenders.append((label + SNAPPED[group], jt, a_s, o_s, q_s, group))

@@ -23,8 +23,8 @@ from scipy.spatial import cKDTree
 
 from ..geometry.joint_search import _rodrigues
 from ..geometry.obb import candidate_origins, pca_obb
-from ..render.gaussians import NEAR_PLANE, camera_matrices, rasterize_gaussians
-from ..render.splat import Layer, camera_depth, splat_points
+from ..render.gaussians import NEAR_PLANE, rasterize_gaussians
+from ..render.splat import Layer, camera_depth, project, splat_points
 from ..types import CameraRig
 
 log = logging.getLogger("atop")
@@ -96,12 +96,8 @@ def seen_at_rest(points: torch.Tensor, layer: Layer, rig: CameraRig, tolerance: 
 
 def _pixels(points: torch.Tensor, rig: CameraRig, width: int, height: int):
     """The pixel column and row [V, P] (long) and camera depth [V, P] of points [P, 3] in every view."""
-    viewmats, Ks = camera_matrices(rig, width, height, device=points.device, dtype=points.dtype)
-    cam = torch.einsum("vij,pj->vpi", viewmats[:, :3, :3], points) + viewmats[:, None, :3, 3]  # [V, P, 3]
-    z = cam[..., 2].clamp_min(NEAR_PLANE)
-    x = (Ks[:, None, 0, 0] * cam[..., 0] / z + Ks[:, None, 0, 2]).floor().long()
-    y = (Ks[:, None, 1, 1] * cam[..., 1] / z + Ks[:, None, 1, 2]).floor().long()
-    return x, y, cam[..., 2]
+    u, v, z = project(points[None], rig, width, height)
+    return u[0].floor().long(), v[0].floor().long(), z[0]
 
 
 def seen_features(points: torch.Tensor, features: torch.Tensor, layer: Layer, rig: CameraRig,
@@ -180,8 +176,8 @@ def rank_hypotheses(rest_moving: torch.Tensor, moving_features: torch.Tensor, la
     V, H, W = layer.depth.shape
     targets = blur(targets.movedim(-1, -3), BLUR_PX)  # [F-1, V, C, H, W]
     coverage = None if coverage is None else blur(coverage, BLUR_PX)
-    known = layer.known if layer.known is not None else torch.ones_like(layer.cover)
-    under = Layer(torch.cat([layer.features, known[..., None]], -1), layer.depth, layer.cover)
+    layer_known = layer.known if layer.known is not None else torch.ones_like(layer.cover)
+    under = Layer(torch.cat([layer.features, layer_known[..., None]], -1), layer.depth, layer.cover)
     moving_features = torch.cat([moving_features, moving_features.new_ones(len(moving_features), 1)], -1)
     rest_np = rest_moving.detach().double().cpu().numpy()
     box = pca_obb(rest_np)

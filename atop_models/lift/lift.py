@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DivergenceError, InputError
-from ..geometry.joint_search import SearchSettings, object_axes, snap_axes
+from ..geometry.joint_search import JOINT_TYPE_CHOICES, SearchSettings, object_axes, snap_axes
 from ..progress import OnStep, no_progress
 from ..render.gaussians import rasterize_gaussians, select_backend
 from ..types import CameraRig, PartMesh, PointSequence
@@ -25,7 +25,6 @@ from .joint_hypotheses import (MAX_SLIDE_PER_FRAME, MAX_TURN_PER_FRAME, JointHyp
 log = logging.getLogger("atop")
 
 Guidance = Union[VideoGuidance, SDSGuidance]
-JOINT_TYPES = ("auto", "revolute", "prismatic")
 MAX_BAD_STEPS = 10  # consecutive non-finite steps before giving up
 APPEARANCE_SHARE = 0.3  # video curriculum: share of the steps fitting appearance on the rest frame
 TRACK_SHARE = 0.6  # share tracking the frames one at a time (the rest polishes random frame subsets)
@@ -155,8 +154,8 @@ def lift_gaussians(
         raise InputError(f"learning_rate must be positive, got {learning_rate}")
     if motion not in MOTIONS:
         raise InputError(f"unknown motion model '{motion}'; choose one of {', '.join(MOTIONS)}")
-    if joint_type not in JOINT_TYPES:
-        raise InputError(f"unknown joint type '{joint_type}'; choose one of {', '.join(JOINT_TYPES)}")
+    if joint_type not in JOINT_TYPE_CHOICES:
+        raise InputError(f"unknown joint type '{joint_type}'; choose one of {', '.join(JOINT_TYPE_CHOICES)}")
     if motion == "joint" and not (curriculum and guidance.supports_frame_subsets):
         raise InputError("joint motion ranks joint hypotheses against a video: it needs video guidance (with "
                          "the curriculum); with score distillation choose rigid or free motion")

@@ -33,18 +33,25 @@ def camera_depth(points: torch.Tensor, rig: CameraRig) -> torch.Tensor:
     return z.reshape(shape[:-1])
 
 
-def splat_points(points: torch.Tensor, features: torch.Tensor, rig: CameraRig, width: int, height: int, *,
-                 under: Layer) -> tuple[torch.Tensor, torch.Tensor]:
-    """Splat B point sets ``points`` [B, P, 3] with ``features`` [P, C] into every view of ``rig`` over
-    ``under``. Returns features [B, V, H, W, C] and cover [B, V, H, W] (1 where a point is nearest)."""
-    B, P, _ = points.shape
+def project(points: torch.Tensor, rig: CameraRig, width: int, height: int):
+    """Pixel coordinates u, v and camera depth z [B, V, P] of B point sets ``points`` [B, P, 3] in every
+    view of ``rig`` at width x height (points behind the near plane project as if on it)."""
     viewmats, Ks = camera_matrices(rig, width, height, device=points.device, dtype=points.dtype)
-    V = viewmats.shape[0]
     cam = torch.einsum("vij,bpj->bvpi", viewmats[:, :3, :3], points) + viewmats[None, :, None, :3, 3]
     z = cam[..., 2]  # [B, V, P]
     zs = z.clamp_min(NEAR_PLANE)
     u = Ks[None, :, None, 0, 0] * cam[..., 0] / zs + Ks[None, :, None, 0, 2]
     v = Ks[None, :, None, 1, 1] * cam[..., 1] / zs + Ks[None, :, None, 1, 2]
+    return u, v, z
+
+
+def splat_points(points: torch.Tensor, features: torch.Tensor, rig: CameraRig, width: int, height: int, *,
+                 under: Layer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Splat B point sets ``points`` [B, P, 3] with ``features`` [P, C] into every view of ``rig`` over
+    ``under``. Returns features [B, V, H, W, C] and cover [B, V, H, W] (1 where a point is nearest)."""
+    B, P, _ = points.shape
+    V = rig.num_views
+    u, v, z = project(points, rig, width, height)
     x0, y0 = torch.floor(u - 0.5).long(), torch.floor(v - 0.5).long()  # the 2x2 pixel centres around (u, v)
     image = torch.arange(B * V, device=points.device).reshape(B, V, 1) * (height * width)
     pix, dep, pid = [], [], []
