@@ -8,7 +8,9 @@ the full (refined) estimator. Ground truth comes from the manifest (URDF world f
 normalised frame by the loader's ``normalized_from_source``). A joint whose estimate fails (an input error
 such as "does not move") is listed with ``failed: true`` and counted in ``n_failed``; the means are over the
 other joints and the success rates count failures as misses. ``ms`` is wall time, ``cpu_ms`` the process's
-CPU time (the fairer figure on a shared machine).
+CPU time (the fairer figure on a shared machine). With ``--noise``, two more lines split the joints by the
+size of the moving part (its bounding-box diagonal) against the noise: parts at least ``SMALL_PART_SIGMAS``
+noise sigmas across, and smaller ones (knobs and buttons whose shape the noise blurs away).
 """
 from __future__ import annotations
 
@@ -22,6 +24,15 @@ import numpy as np
 from ...errors import InputError
 
 log = logging.getLogger("atop")
+
+SMALL_PART_SIGMAS = 8.0  # a moving part fewer noise sigmas across than this counts as small in the split
+
+
+def part_size(mesh, joint) -> float:
+    """Bounding-box diagonal of the parts that ``joint`` moves, as a fraction of the object's diagonal."""
+    faces = mesh.faces[mesh.part_face_mask(mesh.parts_moved_by(joint))]
+    v = mesh.vertices[np.unique(faces)]
+    return float(np.linalg.norm(v.max(0) - v.min(0)) / mesh.bbox_diagonal)
 
 
 def benchmark_objects(args):
@@ -79,6 +90,7 @@ def run(args) -> int:
     for oid, cat, mesh, pairs in benchmark_objects(args):
         diag = mesh.bbox_diagonal
         for k, (gt, mj) in enumerate(pairs):
+            size = part_size(mesh, mj)
             values = opening_values(mj, args.frames)
             seq = point_sequence_from_joint(mesh, mj, values, n_points=args.points, noise=args.noise,
                                             outliers=args.outliers, subsample=args.subsample, seed=args.seed + k)
@@ -89,12 +101,13 @@ def run(args) -> int:
                 except InputError as exc:
                     log.warning("bench: %s %s: %s estimate failed: %s", oid, gt.child, stage, exc)
                     rows[stage].append({"object": oid, "category": cat, "part": gt.child, "gt_type": gt.type,
-                                        "failed": True, "error": str(exc), "ms": (time.perf_counter() - t) * 1000})
+                                        "part_size_norm": size, "failed": True, "error": str(exc), "ms": (time.perf_counter() - t) * 1000})
                     continue
                 ms = (time.perf_counter() - t) * 1000
                 cpu_ms = (time.process_time() - c) * 1000  # CPU time of this process: fair on a shared machine
                 err = joint_errors(pred, gt, diag)
-                rows[stage].append(dict(err, object=oid, category=cat, part=gt.child, ms=ms, cpu_ms=cpu_ms,
+                rows[stage].append(dict(err, object=oid, category=cat, part=gt.child, part_size_norm=size, ms=ms,
+                                        cpu_ms=cpu_ms,
                                         method=pred.method,
                                         failed=False, pred=pred.to_dict() | {"candidates": pred.candidates[:3]}))
             r = rows["refined"][-1]
@@ -109,7 +122,12 @@ def run(args) -> int:
         print(f"{'category':<24} {'joints':>6} {'failed':>6} {'MAE deg':>9} {'max deg':>9} {'MPE':>8} {'MPE/diag':>9} "
               f"{'type acc':>8} {'s@5':>5} {'s@10':>5} {'ms':>6} {'cpu ms':>6}")
         cats = sorted({r["category"] for r in rows[stage]})
-        for name, sel in [(c, [r for r in rows[stage] if r["category"] == c]) for c in cats] + [("TOTAL", rows[stage])]:
+        lines = [(c, [r for r in rows[stage] if r["category"] == c]) for c in cats] + [("TOTAL", rows[stage])]
+        if args.noise > 0:
+            least = SMALL_PART_SIGMAS * args.noise
+            lines += [(f"parts >= {SMALL_PART_SIGMAS:g} sigma", [r for r in rows[stage] if r["part_size_norm"] >= least]),
+                      (f"parts < {SMALL_PART_SIGMAS:g} sigma", [r for r in rows[stage] if r["part_size_norm"] < least])]
+        for name, sel in lines:
             s = summarize(sel)
             if "mae_deg" not in s:
                 continue
