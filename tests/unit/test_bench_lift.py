@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from atop_models.cli import main
-from atop_models.cli.bench.lift import lift_joint, motion_rig
+from atop_models.cli.bench.lift import lift_joint, motion_rig, print_table
 from atop_models.geometry.cameras import imagedream_rig, world_to_pixels
 from atop_models.geometry.metrics import joint_errors
 from atop_models.mesh.articulate import posed_vertices
@@ -33,6 +33,22 @@ def test_cli_writes_the_joint_benchmark_schema(tmp_path):
     assert 0.0 <= row["axis_err_deg"] <= 90.0 and row["seconds"] > 0
     assert s["ms_per_joint"] == pytest.approx(1000 * s["seconds_per_joint"])
     assert data["settings"]["iterations"] == 12
+    assert row["part_pixels"] == pytest.approx(24 * row["part_size_norm"]) and 0.5 < row["part_size_norm"] < 1
+
+
+def test_table_splits_small_parts(capsys):
+    def row(cat, err, px):
+        return {"category": cat, "axis_err_deg": err, "pos_err": 0.01, "pos_err_norm": 0.01, "type_ok": True,
+                "success_5": err <= 5, "success_10": err <= 10, "ms": 1000.0, "seconds": 1.0, "uncertain": False,
+                "part_pixels": px}
+
+    print_table({"joints": [row("door", 1.0, 40.0), row("knob", 30.0, 2.0), row("knob", 50.0, 3.0)], "failed": []}, "t")
+    lines = {ln.split("  ")[0].strip(): ln.split() for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    big, small = lines["parts >= 8 px"], lines["parts < 8 px"]
+    assert big[4] == "1" and float(big[5]) == pytest.approx(1.0)  # joints, MAE
+    assert small[4] == "2" and float(small[5]) == pytest.approx(40.0)
+    print_table({"joints": [row("door", 1.0, 40.0)], "failed": []}, "t")
+    assert " px" not in capsys.readouterr().out  # no split line without small parts
 
 
 def test_camera_distance_keeps_the_opened_part_in_view():

@@ -8,7 +8,9 @@ estimated from the lifted point sequence. Errors are measured against the ground
 project's metrics (axis error, position error raw and over the bounding-box diagonal, type accuracy).
 
 The camera distance is chosen per joint as the smallest at which the object, at rest, half open and fully
-open, stays inside every view (the opened part stays in view, as large as possible).
+open, stays inside every view (the opened part stays in view, as large as possible). The tables add lines for
+parts at least ``SMALL_PART_PIXELS`` across at the render size (moving part's box diagonal over the object's,
+times the resolution) and for smaller ones, whose motion barely changes the images.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ...errors import InputError
 
 log = logging.getLogger("atop")
 
+SMALL_PART_PIXELS = 8.0  # a moving part spanning fewer pixels than this counts as small in the tables
 SUMMARY_FIELDS = ("n_joints", "mae_deg", "mpe", "mpe_norm", "type_acc", "ms_per_joint", "seconds_per_joint")
 
 
@@ -84,6 +87,7 @@ def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolutio
     """Lift every (object id, category, mesh, [(gt joint, mesh joint)]) of ``objects``; returns
     {"summary", "joints", "failed"} (summary as in ``bench joints`` plus seconds_per_joint)."""
     from ...geometry.metrics import joint_errors
+    from .joints import part_size
 
     rows, failed = [], []
     count = 0
@@ -102,7 +106,9 @@ def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolutio
                 print(f"{oid} {gt.child}: failed: {exc}", flush=True)
                 continue
             err = joint_errors(pred, gt, diag)
-            row = dict(err, object=oid, category=cat, part=gt.child, seconds=seconds, ms=1000 * seconds,
+            size = part_size(mesh, mj)
+            row = dict(err, object=oid, category=cat, part=gt.child, part_size_norm=size,
+                       part_pixels=size * resolution, seconds=seconds, ms=1000 * seconds,
                        camera_distance=distance, lift_seconds=result.seconds, backend=result.backend,
                        final_loss=float(np.nanmean(result.losses[-10:])), method=pred.method,
                        uncertain=result.uncertain,
@@ -138,8 +144,13 @@ def print_table(result: dict, title: str) -> None:
     cats = sorted({r["category"] for r in rows})
     f = lambda v: "   -" if v is None else f"{v:.4f}"  # noqa: E731
     certain = [r for r in rows if not r.get("uncertain")]
-    for name, sel in ([(c, [r for r in rows if r["category"] == c]) for c in cats] + [("TOTAL", rows)]
-                      + [("not flagged uncertain", certain)] * (len(certain) < len(rows))):
+    small = [r for r in rows if r["part_pixels"] < SMALL_PART_PIXELS]
+    lines = [(c, [r for r in rows if r["category"] == c]) for c in cats] + [("TOTAL", rows)]
+    lines += [("not flagged uncertain", certain)] * (len(certain) < len(rows))
+    if small:
+        lines += [(f"parts >= {SMALL_PART_PIXELS:g} px", [r for r in rows if r["part_pixels"] >= SMALL_PART_PIXELS]),
+                  (f"parts < {SMALL_PART_PIXELS:g} px", small)]
+    for name, sel in lines:
         s = summary(sel)
         if not s["n_joints"]:
             continue
