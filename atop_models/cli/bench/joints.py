@@ -101,15 +101,15 @@ def run(args) -> int:
                 except InputError as exc:
                     log.warning("bench: %s %s: %s estimate failed: %s", oid, gt.child, stage, exc)
                     rows[stage].append({"object": oid, "category": cat, "part": gt.child, "gt_type": gt.type,
-                                        "part_size_norm": size, "failed": True, "error": str(exc), "ms": (time.perf_counter() - t) * 1000})
+                                        "part_size_norm": size, "failed": True, "error": str(exc),
+                                        "ms": (time.perf_counter() - t) * 1000})
                     continue
                 ms = (time.perf_counter() - t) * 1000
                 cpu_ms = (time.process_time() - c) * 1000  # CPU time of this process: fair on a shared machine
                 err = joint_errors(pred, gt, diag)
                 rows[stage].append(dict(err, object=oid, category=cat, part=gt.child, part_size_norm=size, ms=ms,
-                                        cpu_ms=cpu_ms,
-                                        method=pred.method,
-                                        failed=False, pred=pred.to_dict() | {"candidates": pred.candidates[:3]}))
+                                        cpu_ms=cpu_ms, method=pred.method, failed=False,
+                                        pred=pred.to_dict() | {"candidates": pred.candidates[:3]}))
             r = rows["refined"][-1]
             if args.verbose:
                 res = ("FAILED: " + r["error"]) if r["failed"] else (
@@ -125,7 +125,8 @@ def run(args) -> int:
         lines = [(c, [r for r in rows[stage] if r["category"] == c]) for c in cats] + [("TOTAL", rows[stage])]
         if args.noise > 0:
             least = SMALL_PART_SIGMAS * args.noise
-            lines += [(f"parts >= {SMALL_PART_SIGMAS:g} sigma", [r for r in rows[stage] if r["part_size_norm"] >= least]),
+            big = [r for r in rows[stage] if r["part_size_norm"] >= least]
+            lines += [(f"parts >= {SMALL_PART_SIGMAS:g} sigma", big),
                       (f"parts < {SMALL_PART_SIGMAS:g} sigma", [r for r in rows[stage] if r["part_size_norm"] < least])]
         for name, sel in lines:
             s = summarize(sel)
