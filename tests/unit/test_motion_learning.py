@@ -12,11 +12,11 @@ the VAE latents scaled to unit variance as Stable Diffusion's scale factor does.
 modules train, through ``finetune_motion_module``; sampling uses the DDIM sampler with guidance.
 
 Known limit of this stand-in (measured on two cores): the tiny base does not sample its own training views
-faithfully. DDIM from noise reproduces the rest views it memorised at cosine 0.53-0.58 after the 400
-pre-training steps here and 0.68 after 1,600, with latents about 1.5x too large: near t = 1000 an eps error
-of 0.1 becomes an x0 error of over 1. Even fine-tuning every UNet weight on the clip (fixed loss -89%)
-samples it at 0.49. So test 2 measures the base's sampling fidelity more than the motion module; it needs a
-base trained far longer (a GPU) or the real ImageDream weights.
+faithfully. DDIM from noise (guidance 1) reproduces the rest views it memorised at cosine 0.53-0.58 after
+the 400 pre-training steps here and 0.68 after 1,600, with latents about 1.5x too large: near t = 1000 an
+eps error of 0.1 becomes an x0 error of over 1. Even fine-tuning every UNet weight on the clip (fixed loss
+-89%) samples it at 0.49. So test 2 measures the base's sampling fidelity more than the motion module; it
+needs a base trained far longer (a GPU) or the real ImageDream weights.
 """
 from __future__ import annotations
 
