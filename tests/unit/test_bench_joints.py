@@ -33,16 +33,22 @@ def test_bench_joints_procedural_json(tmp_path, capsys):
 
 
 def test_part_size_is_the_moving_parts_box_diagonal():
-    from atop_models.cli.bench.joints import part_size
-    from atop_models.mesh.procedural import make_object
+    import trimesh
 
-    mesh = make_object("cabinet", 0)
-    joint = mesh.joints[0]
-    faces = mesh.faces[mesh.part_face_mask(mesh.parts_moved_by(joint))]
-    v = mesh.vertices[faces.reshape(-1)]
-    want = np.linalg.norm(v.max(0) - v.min(0)) / np.linalg.norm(mesh.vertices.max(0) - mesh.vertices.min(0))
-    assert part_size(mesh, joint) == pytest.approx(want, rel=1e-12)
-    assert 0.1 < part_size(mesh, joint) < 1.0
+    from atop_models.cli.bench.joints import part_size
+    from atop_models.types import Joint, PartMesh
+
+    # base 2 x 1 x 1 at the origin; a 0.2 x 0.1 x 0.1 door at x = 0.5 carrying a 0.1 cube handle at x = 0.7
+    specs = [("base", (2, 1, 1), (0, 0, 0)), ("door", (0.2, 0.1, 0.1), (0.5, 0, 0)),
+             ("handle", (0.1, 0.1, 0.1), (0.7, 0, 0))]
+    boxes = [trimesh.creation.box(extents=e) for _, e, _ in specs]
+    mesh = PartMesh(vertices=np.concatenate([b.vertices + c for b, (_, _, c) in zip(boxes, specs)]),
+                    faces=np.concatenate([b.faces + 8 * i for i, b in enumerate(boxes)]),
+                    face_part=np.repeat(np.arange(3), 12), part_names=[s[0] for s in specs],
+                    joints=[Joint("revolute", [0, 0, 1], [0.4, 0, 0], (0, 1), child="door", name="j")],
+                    attached={"handle": "door"})
+    # door and handle together span x 0.4..0.75, y and z -0.05..0.05; the object's diagonal is sqrt(6)
+    assert part_size(mesh, mesh.joints[0]) == pytest.approx(np.sqrt(0.35 ** 2 + 0.1 ** 2 + 0.1 ** 2) / np.sqrt(6))
 
 
 def test_bench_joints_splits_by_part_size_with_noise(tmp_path, capsys):

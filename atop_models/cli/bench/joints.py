@@ -35,6 +35,12 @@ def part_size(mesh, joint) -> float:
     return float(np.linalg.norm(v.max(0) - v.min(0)) / mesh.bbox_diagonal)
 
 
+def size_split(rows: list[dict], key: str, least: float, label: str) -> list[tuple[str, list[dict]]]:
+    """Two table lines: the rows whose ``key`` is at least ``least``, and the others (``label`` names it)."""
+    return [(f"parts >= {label}", [r for r in rows if r[key] >= least]),
+            (f"parts < {label}", [r for r in rows if r[key] < least])]
+
+
 def benchmark_objects(args):
     """Yields (object id, category, mesh, [(gt joint in the normalised frame, mesh joint)])."""
     from ...mesh.loaders import load_part_mesh
@@ -124,10 +130,8 @@ def run(args) -> int:
         cats = sorted({r["category"] for r in rows[stage]})
         lines = [(c, [r for r in rows[stage] if r["category"] == c]) for c in cats] + [("TOTAL", rows[stage])]
         if args.noise > 0:
-            least = SMALL_PART_SIGMAS * args.noise
-            big = [r for r in rows[stage] if r["part_size_norm"] >= least]
-            lines += [(f"parts >= {SMALL_PART_SIGMAS:g} sigma", big),
-                      (f"parts < {SMALL_PART_SIGMAS:g} sigma", [r for r in rows[stage] if r["part_size_norm"] < least])]
+            lines += size_split(rows[stage], "part_size_norm", SMALL_PART_SIGMAS * args.noise,
+                                f"{SMALL_PART_SIGMAS:g} sigma")
         for name, sel in lines:
             s = summarize(sel)
             if "mae_deg" not in s:

@@ -137,6 +137,8 @@ def summary(rows: list[dict], failed: Optional[list] = None) -> dict:
 
 
 def print_table(result: dict, title: str) -> None:
+    from .joints import size_split
+
     print(f"\n{title}")
     print(f"{'category':<24} {'joints':>6} {'MAE deg':>9} {'max deg':>9} {'MPE':>8} {'MPE/diag':>9} "
           f"{'type acc':>8} {'s@5':>5} {'s@10':>5} {'s/joint':>8}")
@@ -144,12 +146,11 @@ def print_table(result: dict, title: str) -> None:
     cats = sorted({r["category"] for r in rows})
     f = lambda v: "   -" if v is None else f"{v:.4f}"  # noqa: E731
     certain = [r for r in rows if not r.get("uncertain")]
-    small = [r for r in rows if r["part_pixels"] < SMALL_PART_PIXELS]
     lines = [(c, [r for r in rows if r["category"] == c]) for c in cats] + [("TOTAL", rows)]
     lines += [("not flagged uncertain", certain)] * (len(certain) < len(rows))
-    if small:
-        lines += [(f"parts >= {SMALL_PART_PIXELS:g} px", [r for r in rows if r["part_pixels"] >= SMALL_PART_PIXELS]),
-                  (f"parts < {SMALL_PART_PIXELS:g} px", small)]
+    split = size_split(rows, "part_pixels", SMALL_PART_PIXELS, f"{SMALL_PART_PIXELS:g} px")
+    if split[1][1]:  # only when some parts are small
+        lines += split
     for name, sel in lines:
         s = summary(sel)
         if not s["n_joints"]:
