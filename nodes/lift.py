@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from ..atop_models.errors import InputError
-from ..atop_models.lift.guidance import ModelNoisePredictor, SDSGuidance, VideoGuidance
 from ..atop_models.geometry.joint_search import JOINT_TYPE_CHOICES
+from ..atop_models.lift.guidance import ModelNoisePredictor, SDSGuidance, VideoGuidance
 from ..atop_models.lift.lift import lift_gaussians
 from ._comfy import images_to_comfy, io, progress_callback, soft_empty_cache, torch_device, user_errors
 from .types import CamerasType, MVModelType, MVVideoType, PartMeshType, PointSequenceType

@@ -104,12 +104,15 @@ def seen_features(points: torch.Tensor, features: torch.Tensor, layer: Layer, ri
                   seen: torch.Tensor) -> torch.Tensor:
     """Features [P, C] for splatting the points [P, 3]: what ``layer`` (the whole object rendered at rest)
     shows where each point is the visible surface (``seen`` [V, P], from ``seen_at_rest``), averaged over the
-    views that see it; a point that no view sees takes its nearest seen neighbour's. A Gaussian's own feature
+    views that see it; a point that no view sees takes its nearest seen neighbour's (and when no point is seen
+    at all, every point keeps its Gaussian's feature, with a warning). A Gaussian's own feature
     is no colour of its own: overlapping Gaussians are fitted only as a blend, and single ones drift far from
     it (a plain grey door fits as speckles of black, white and blue)."""
     V, H, W = layer.depth.shape
     count = seen.sum(0)  # [P]
     if not bool((count > 0).any()):
+        log.warning("joint ranking: no point of the moving part is visible at rest in any view; its splats use "
+                    "the Gaussians' own fitted colours")
         return features
     x, y, _ = _pixels(points, rig, W, H)
     shown = layer.features[torch.arange(V, device=points.device)[:, None], y.clamp(0, H - 1), x.clamp(0, W - 1)]

@@ -348,6 +348,8 @@ def test_splat_features_are_what_the_render_shows():
     np.testing.assert_allclose(out[:, 1:].numpy(), 0.5, atol=1e-6)
     np.testing.assert_allclose(out[1].numpy(), out[0].numpy())
     assert 0.4 < float(out[0, 0]) < 0.6  # the ramp's middle
+    # no point seen at all: the Gaussians keep their own features (and the user is warned)
+    assert torch.equal(seen_features(pts, speckles, layer, rig, torch.zeros_like(seen)), speckles)
     # the known share of the pixels: 1 where a known Gaussian shows, 0 where only an unknown one does
     args = (torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.full((1, 3), -2.0), torch.full((1,), 4.0),
             torch.ones(1, 3), rig, 16, 16, torch.zeros(3))
