@@ -39,6 +39,10 @@ FINE_STEPS = 5  # values of the finer grid, spanning one coarse step either side
 # only at its exact pose, so unblurred errors drop in a basin narrower than the grid step and the grid path
 # can miss it (a dishwasher door's path then turned it the wrong way)
 BLUR_PX = 0.7
+# The splats are made at this multiple of the ranking's size and averaged back (``splat_points``): whole-pixel
+# splats made a thin part seen edge-on 2-3 pixels thick, so a drop-down door opened flat (PartNet-Mobility
+# 46408) or a tray slid out under a table top (32052) fitted worse than a wrong pose that kept it upright
+SUPERSAMPLE = 2
 
 
 @dataclass
@@ -172,11 +176,16 @@ def continuous_path(errors: torch.Tensor, values: np.ndarray, max_step: float) -
 def rank_hypotheses(rest_moving: torch.Tensor, moving_features: torch.Tensor, layer: Layer, rig: CameraRig,
                     targets: torch.Tensor, coverage, silhouette_weight: float) -> list[JointHypothesis]:
     """Every box candidate with its best value per frame, best first. ``targets`` [F-1, V, H, W, C] are the
-    moving frames at the layer's size, ``coverage`` [F-1, V, H, W] their object coverage (or None). Pixels
+    moving frames, ``coverage`` [F-1, V, H, W] their object coverage (or None). Pixels
     that show what the layer does not know (``layer.known``: surface hidden at rest, such as the inside a
     door uncovers) do not count: their appearance was never seen, and a wrong guess there would favour poses
-    that keep them covered."""
-    V, H, W = layer.depth.shape
+    that keep them covered. A layer at a multiple of the targets' size is splatted over supersampled (see
+    ``splat_points``)."""
+    V, H, W = targets.shape[1:4]
+    supersample = layer.depth.shape[-1] // W
+    if tuple(layer.depth.shape[-2:]) != (H * supersample, W * supersample):
+        raise ValueError(f"the layer ({layer.depth.shape[-1]}x{layer.depth.shape[-2]}) must be the targets' size "
+                         f"({W}x{H}) or a whole multiple of it")
     targets = blur(targets.movedim(-1, -3), BLUR_PX)  # [F-1, V, C, H, W]
     coverage = None if coverage is None else blur(coverage, BLUR_PX)
     layer_known = layer.known if layer.known is not None else torch.ones_like(layer.cover)
@@ -187,7 +196,7 @@ def rank_hypotheses(rest_moving: torch.Tensor, moving_features: torch.Tensor, la
 
     def errors(jtype, axis, origin, values) -> torch.Tensor:  # [Q, F-1]
         pts = _poses(jtype, axis, origin, values, rest_moving)
-        img, cover = splat_points(pts, moving_features, rig, W, H, under=under)
+        img, cover = splat_points(pts, moving_features, rig, W, H, under=under, supersample=supersample)
         img = img.movedim(-1, -3)  # [Q, V, C+1, H, W]
         known = img[:, :, -1:]  # 1 where the moving part or a known surface shows
         # An unknown surface is taken to look as the video shows it: the composite blurs to

@@ -18,9 +18,9 @@ from ..render.gaussians import rasterize_gaussians, select_backend
 from ..types import CameraRig, PartMesh, PointSequence
 from .gaussians import MOTIONS, FrameGaussians, GaussianInit, init_gaussians
 from .guidance import SDSGuidance, VideoGuidance
-from .joint_hypotheses import (MAX_SLIDE_PER_FRAME, MAX_TURN_PER_FRAME, JointHypothesis, disagreeing_equals,
-                               distinct, prefer_slide, rank_hypotheses, render_layer, seen_at_rest, seen_features,
-                               with_every_type)
+from .joint_hypotheses import (MAX_SLIDE_PER_FRAME, MAX_TURN_PER_FRAME, SUPERSAMPLE, JointHypothesis,
+                               disagreeing_equals, distinct, prefer_slide, rank_hypotheses, render_layer, seen_at_rest,
+                               seen_features, with_every_type)
 
 log = logging.getLogger("atop")
 
@@ -439,6 +439,7 @@ def _rank_joint_hypotheses(model: FrameGaussians, guidance, rig: CameraRig, back
     ``joint_hypotheses``), with the appearance fitted so far."""
     level = 1 if guidance.num_levels > 1 else 0
     width, height = guidance.size(level)
+    width, height = width * SUPERSAMPLE, height * SUPERSAMPLE  # the layers the splats go over
     frames, coverage = guidance.targets(level)
     static, moving = ~model.moving, model.moving
     with torch.no_grad():

@@ -1,5 +1,7 @@
 """Z-buffered point splatting: a fast, non-differentiable stand-in for the Gaussian rasteriser, for scoring
-many candidate poses of a part at once (each point covers the 2x2 pixels around its projection).
+many candidate poses of a part at once (each point covers the 2x2 pixels around its projection). With
+supersampling the points are splatted at a multiple of the resolution and each pixel averages its block, so
+a point covers about one pixel and a thin part seen edge-on covers a fraction of a pixel, as in a render.
 
 Points can be splatted over a ``Layer``: an image with a depth per pixel (e.g. the static part rendered
 once by the rasteriser), so a candidate part pose is composited in front of or behind what does not move.
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as Fn
 
 from ..types import CameraRig
 from .gaussians import NEAR_PLANE, camera_matrices
@@ -46,9 +49,21 @@ def project(points: torch.Tensor, rig: CameraRig, width: int, height: int):
 
 
 def splat_points(points: torch.Tensor, features: torch.Tensor, rig: CameraRig, width: int, height: int, *,
-                 under: Layer) -> tuple[torch.Tensor, torch.Tensor]:
+                 under: Layer, supersample: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Splat B point sets ``points`` [B, P, 3] with ``features`` [P, C] into every view of ``rig`` over
-    ``under``. Returns features [B, V, H, W, C] and cover [B, V, H, W] (1 where a point is nearest)."""
+    ``under``. Returns features [B, V, H, W, C] and cover [B, V, H, W] (1 where a point is nearest). With
+    ``supersample`` s, ``under`` is at s times width x height, the points are splatted at that size, and the
+    s x s blocks are averaged (the cover becomes the share of a pixel that points or ``under`` cover)."""
+    if supersample > 1:
+        s = supersample
+        if tuple(under.depth.shape[-2:]) != (height * s, width * s):
+            raise ValueError(f"a layer for {s}x supersampling must be {width * s}x{height * s}, "
+                             f"got {under.depth.shape[-1]}x{under.depth.shape[-2]}")
+        image, cover = splat_points(points, features, rig, width * s, height * s, under=under)
+        B, V, C = image.shape[0], image.shape[1], image.shape[-1]
+        image = Fn.avg_pool2d(image.movedim(-1, 2).reshape(B * V, C, height * s, width * s), s)
+        cover = Fn.avg_pool2d(cover.reshape(B * V, 1, height * s, width * s), s)
+        return image.reshape(B, V, C, height, width).movedim(2, -1), cover.reshape(B, V, height, width)
     B, P, _ = points.shape
     V = rig.num_views
     u, v, z = project(points, rig, width, height)

@@ -325,6 +325,38 @@ def test_splat_composites_points_by_depth_over_a_layer():
     np.testing.assert_allclose(camera_depth(torch.zeros(V, 1, 3), rig).numpy(), 2.0, atol=1e-5)
 
 
+def test_supersampled_splats_cover_what_the_points_cover():
+    """Splatted at twice the size and averaged back, a point covers one pixel's worth instead of four, and a
+    thin line seen across covers one pixel row's worth instead of two: a thin part edge-on stays thin."""
+    from atop_models.render.splat import Layer, splat_points
+
+    rig = imagedream_rig(resolution=16, distance=2.0)
+    V = rig.num_views
+
+    def empty(size):
+        return Layer(torch.zeros(V, size, size, 1), torch.full((V, size, size), float("inf")), torch.zeros(V, size, size))
+
+    point = torch.tensor([[[0.013, 0.021, -0.017]]])
+    image, cover = splat_points(point, torch.ones(1, 1), rig, 16, 16, under=empty(16))
+    np.testing.assert_allclose(cover.sum((2, 3)).numpy(), 4.0)
+    image, cover = splat_points(point, torch.ones(1, 1), rig, 16, 16, under=empty(32), supersample=2)
+    assert image.shape == (1, V, 16, 16, 1) and cover.shape == (1, V, 16, 16)
+    np.testing.assert_allclose(cover.sum((2, 3)).numpy(), 1.0, atol=1e-6)
+    np.testing.assert_allclose(image.sum((2, 3, 4)).numpy(), 1.0, atol=1e-6)
+    # a dense line across the first view's image: its columns hold two pixels of cover, then one
+    line = torch.zeros(1, 400, 3)
+    line[0, :, 0] = torch.linspace(-0.3, 0.3, 400)
+    for supersample, per_column in ((1, 2.0), (2, 1.0)):
+        _, cover = splat_points(line, torch.ones(400, 1), rig, 16, 16, under=empty(16 * supersample),
+                                supersample=supersample)
+        columns = cover[0, 0].sum(0)
+        inside = columns[columns > 0]
+        assert len(inside) >= 4, "the line should cross the first view"
+        np.testing.assert_allclose(inside[1:-1].numpy(), per_column, atol=1e-6)
+    with pytest.raises(ValueError, match="supersampling"):
+        splat_points(point, torch.ones(1, 1), rig, 16, 16, under=empty(16), supersample=2)
+
+
 def test_splat_features_are_what_the_render_shows():
     from atop_models.lift.joint_hypotheses import blur, render_layer, seen_at_rest, seen_features
     from atop_models.render.splat import Layer
