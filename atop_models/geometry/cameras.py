@@ -74,6 +74,14 @@ def world_to_pixels(rig: CameraRig, points: np.ndarray) -> tuple[np.ndarray, np.
     return np.stack([x, y], axis=-1), depth
 
 
+def pixel_span(rig: CameraRig, points: np.ndarray) -> float:
+    """How many pixels (at the rig's resolution) points [N, 3] span in the view where they span most: the
+    longer side of their projected bounding box."""
+    px, _ = world_to_pixels(rig, points)
+    extent = px.max(1) - px.min(1)  # [V, 2]
+    return float(extent.max())
+
+
 def pixel_rays(rig: CameraRig) -> tuple[np.ndarray, np.ndarray]:
     """Ray origins [V, H*W, 3] and unit directions [V, H*W, 3] through pixel centres, row-major."""
     H, W = rig.height, rig.width

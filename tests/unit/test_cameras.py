@@ -2,7 +2,7 @@
 import numpy as np
 
 from atop_models.geometry.cameras import (imagedream_c2w, imagedream_camera_vector, imagedream_rig, pixel_rays,
-                                          world_to_pixels)
+                                          pixel_span, world_to_pixels)
 
 
 def closed_form(e_deg, a_deg):
@@ -45,3 +45,18 @@ def test_pixel_rays_hit_projected_points():
         px, depth = world_to_pixels(rig, pts[v][None])
         np.testing.assert_allclose(px[v, 0], [100 % 32 + 0.5, 100 // 32 + 0.5], atol=1e-9)
         assert depth[v, 0] > 0
+
+
+def test_pixel_span_of_an_upright_segment():
+    """A segment along +Z through the origin spans f * length / distance pixels in every level view; one
+    along +X spans that in the views facing it and nothing in the views along it."""
+    rig = imagedream_rig(elevation_deg=0.0, fov_deg=40.0, distance=3.0, resolution=64)
+    f = 0.5 * 64 / np.tan(np.deg2rad(20.0))
+    upright = np.array([[0.0, 0.0, -0.25], [0.0, 0.0, 0.25]])
+    assert abs(pixel_span(rig, upright) - f * 0.5 / 3.0) < 1e-9
+    across = np.array([[-0.25, 0.0, 0.0], [0.25, 0.0, 0.0]])
+    assert abs(pixel_span(rig, across) - f * 0.5 / 3.0) < 1e-9
+    assert pixel_span(imagedream_rig(elevation_deg=0.0, num_views=1, azimuth_start_deg=90.0, distance=3.0,
+                                     resolution=64), across) < 1e-9
+    assert abs(pixel_span(imagedream_rig(elevation_deg=0.0, fov_deg=40.0, distance=3.0, resolution=128), upright)
+               - 2 * f * 0.5 / 3.0) < 1e-9

@@ -91,6 +91,24 @@ def test_rigid_video_lift_recovers_the_door_rotation():
     assert out.losses[-1] < 0.3 * out.losses[0]
     assert [s for s, _, _ in steps] == list(range(1, 81)) and steps[-1][2]
     assert out.previews.shape == (4, 64, 128, 3)  # render above target, 4 views side by side
+    assert not out.uncertain and "spans only" not in out.info  # the door spans 19 px of the 32
+
+
+def test_a_part_too_small_in_the_views_is_flagged_uncertain():
+    """Seen from far, the door spans a few pixels: the lift still runs, but says the motion cannot show and
+    at what resolution it would."""
+    from atop_models.geometry.cameras import pixel_span
+
+    mesh = cabinet()
+    rig = imagedream_rig(resolution=32, distance=12.0)
+    values = np.radians([0.0, 20.0])
+    video = MultiViewVideo(frames=gaussian_video(mesh, values, rig, 32).transpose(0, 1).numpy(), rig=rig)
+    out = lift_gaussians(mesh, "door", rig, VideoGuidance(video, rig, resolution=32), iterations=3,
+                         num_gaussians=200, motion="rigid", seed=0)
+    span = pixel_span(rig, out.gaussians.means[out.gaussians.moving])
+    assert 1.0 < span < 8.0
+    assert out.uncertain and f"spans only {span:.1f} px of the 32 px views" in out.info
+    assert f"lift at {int(np.ceil(32 * 8 / span))} px or more" in out.info
 
 
 def test_free_motion_lift_follows_a_sliding_drawer():
