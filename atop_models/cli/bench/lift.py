@@ -159,7 +159,8 @@ def print_table(result: dict, title: str) -> None:
               f"{f(s['mpe_norm']):>9} {s['type_acc']:>8.3f} {s['success_5']:>5.2f} {s['success_10']:>5.2f} "
               f"{s['seconds_per_joint']:>8.1f}")
     if len(certain) < len(rows):
-        print(f"{len(rows) - len(certain)} joint(s) flagged uncertain by the lift (the video hardly shows the motion)")
+        print(f"{len(rows) - len(certain)} joint(s) flagged uncertain by the lift (the part spans too few pixels, "
+              "or other joints explain the video as well)")
     if result["failed"]:
         print(f"{len(result['failed'])} joint(s) failed: " + "; ".join(f"{r['object']}/{r['part']}"
                                                                      for r in result["failed"]))
