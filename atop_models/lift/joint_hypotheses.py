@@ -41,7 +41,8 @@ FINE_STEPS = 5  # values of the finer grid, spanning one coarse step either side
 BLUR_PX = 0.7
 # The splats are made at this multiple of the ranking's size and averaged back (``splat_points``): whole-pixel
 # splats made a thin part seen edge-on 2-3 pixels thick, so a drop-down door opened flat (PartNet-Mobility
-# 46408) or a tray slid out under a table top (32052) fitted worse than a wrong pose that kept it upright
+# 46408) fitted worse than a wrong pose that kept it upright, and a tray slid out from under a table top
+# (32052) worse than hinges
 SUPERSAMPLE = 2
 
 
