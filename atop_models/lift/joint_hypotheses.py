@@ -183,10 +183,7 @@ def rank_hypotheses(rest_moving: torch.Tensor, moving_features: torch.Tensor, la
     that keep them covered. A layer at a multiple of the targets' size is splatted over supersampled (see
     ``splat_points``)."""
     V, H, W = targets.shape[1:4]
-    supersample = layer.depth.shape[-1] // W
-    if tuple(layer.depth.shape[-2:]) != (H * supersample, W * supersample):
-        raise ValueError(f"the layer ({layer.depth.shape[-1]}x{layer.depth.shape[-2]}) must be the targets' size "
-                         f"({W}x{H}) or a whole multiple of it")
+    supersample = max(layer.depth.shape[-1] // W, 1)  # (``splat_points`` checks the layer's size)
     targets = blur(targets.movedim(-1, -3), BLUR_PX)  # [F-1, V, C, H, W]
     coverage = None if coverage is None else blur(coverage, BLUR_PX)
     layer_known = layer.known if layer.known is not None else torch.ones_like(layer.cover)

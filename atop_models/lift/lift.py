@@ -193,9 +193,6 @@ def lift_gaussians(
         spacing2 = rest_len.mean().clamp_min(1e-12) ** 2
 
     moving_rest = init.means[init.moving]
-    # the part's size in the compared images (an RGB video at the guidance's size; latents encode the rig's)
-    span = pixel_span(rig, moving_rest) * (guidance.width / rig.width if guidance.target == "rgb" else 1.0)
-    compared = guidance.width if guidance.target == "rgb" else rig.width
     part_radius = float(np.sqrt(((moving_rest - moving_rest.mean(0)) ** 2).sum(1).mean()))  # RMS, for step sizes
     use_curriculum = curriculum and guidance.supports_frame_subsets and F > 1
     plan = frame_schedule(iterations, F, use_curriculum, joint=motion == "joint")
@@ -311,6 +308,9 @@ def lift_gaussians(
                                f"{motion} motion)")
     if skipped:
         info += f"; {skipped} of {iterations} steps skipped (non-finite guidance)"
+    # the part's size in the compared images (an RGB video at the guidance's size; latents encode the rig's)
+    compared = guidance.width if guidance.target == "rgb" else rig.width
+    span = pixel_span(rig, moving_rest) * compared / rig.width
     too_small = span < MIN_PART_SPAN_PX
     if too_small:
         needed = int(math.ceil(compared * MIN_PART_SPAN_PX / max(span, 1e-6)))

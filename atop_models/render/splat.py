@@ -54,11 +54,11 @@ def splat_points(points: torch.Tensor, features: torch.Tensor, rig: CameraRig, w
     ``under``. Returns features [B, V, H, W, C] and cover [B, V, H, W] (1 where a point is nearest). With
     ``supersample`` s, ``under`` is at s times width x height, the points are splatted at that size, and the
     s x s blocks are averaged (the cover becomes the share of a pixel that points or ``under`` cover)."""
-    if supersample > 1:
-        s = supersample
-        if tuple(under.depth.shape[-2:]) != (height * s, width * s):
-            raise ValueError(f"a layer for {s}x supersampling must be {width * s}x{height * s}, "
-                             f"got {under.depth.shape[-1]}x{under.depth.shape[-2]}")
+    s = supersample
+    if s < 1 or tuple(under.depth.shape[-2:]) != (height * s, width * s):
+        raise ValueError(f"the layer under the splats must be {width * s}x{height * s} ({s}x supersampling of "
+                         f"{width}x{height}), got {under.depth.shape[-1]}x{under.depth.shape[-2]}")
+    if s > 1:
         image, cover = splat_points(points, features, rig, width * s, height * s, under=under)
         B, V, C = image.shape[0], image.shape[1], image.shape[-1]
         image = Fn.avg_pool2d(image.movedim(-1, 2).reshape(B * V, C, height * s, width * s), s)
