@@ -7,6 +7,11 @@ from ..errors import InputError
 from ..types import PartMesh
 
 
+def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:  # [F]
+    tri = np.asarray(vertices)[np.asarray(faces)]  # [F, 3, 3]
+    return 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=-1)
+
+
 def sample_surface(mesh: PartMesh, part_names: list[str] | str, n: int, seed: int = 0,
                    vertices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``n`` points uniformly distributed over the area of the named parts.
@@ -16,7 +21,7 @@ def sample_surface(mesh: PartMesh, part_names: list[str] | str, n: int, seed: in
     verts = mesh.vertices if vertices is None else np.asarray(vertices, dtype=np.float64)
     face_ids = np.nonzero(mesh.part_face_mask(part_names))[0]
     tri = verts[mesh.faces[face_ids]]  # [F', 3, 3]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=-1)
+    area = face_areas(verts, mesh.faces[face_ids])
     total = float(area.sum())
     if n < 1:
         raise InputError(f"the number of points to sample must be at least 1, got {n}")

@@ -61,8 +61,10 @@ def motion_rig(mesh, joint, values, *, resolution: int, fov_deg: float = 40.0, b
 
 def lift_joint(mesh, joint, *, frames: int = 10, iterations: int = 300, resolution: int = 64,
                num_gaussians: int = 1500, supersample: int = 2, seed: int = 0, joint_type: str = "auto",
-               motion: str = "joint"):
-    """Render ``joint``'s ground-truth motion, lift it with video guidance and estimate the joint.
+               motion: str = "joint", lift_mesh=None, part: str = ""):
+    """Render ``joint``'s ground-truth motion, lift it with video guidance and estimate the joint. The lift
+    runs on ``lift_mesh``'s ``part`` when given (another segmentation of the same surface), else on the
+    joint's own part of ``mesh``.
 
     Returns (estimated Joint, LiftResult, seconds for lift + estimation, camera distance)."""
     from ...geometry.joint_search import estimate_joint
@@ -75,8 +77,9 @@ def lift_joint(mesh, joint, *, frames: int = 10, iterations: int = 300, resoluti
     video = render_joint_motion(mesh, joint, values, rig)
     t0 = time.perf_counter()
     guidance = VideoGuidance(video, rig, target="rgb", resolution=resolution)
-    result = lift_gaussians(mesh, joint.child, rig, guidance, iterations=iterations, num_gaussians=num_gaussians,
-                            motion=motion, seed=seed, backend="torch")
+    target = mesh if lift_mesh is None else lift_mesh
+    result = lift_gaussians(target, part or joint.child, rig, guidance, iterations=iterations,
+                            num_gaussians=num_gaussians, motion=motion, seed=seed, backend="torch")
     pred = estimate_joint(result.sequence, joint_type=joint_type)
     return pred, result, time.perf_counter() - t0, rig.distance
 

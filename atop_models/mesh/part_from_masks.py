@@ -1,0 +1,387 @@
+"""A new part from masks painted on rendered views: any mesh (one part or several, a generated shell, a
+scan) gets the part the user paints, split out with its own vertices so it can move.
+
+Method
+------
+1. **Seen faces vote with their pixels.** The mesh is ray-cast from the cameras the masks were painted on,
+   so every pixel names the face it shows. Only views with paint count ("painted views"): an empty mask
+   says nothing, so a part painted in one view only, or not painted where it is hidden, is fine. A face's
+   coverage is the share of its visible pixels, over all painted views, that are painted; it joins the part
+   when the coverage reaches ``coverage`` (a half by default). A view that sees a face edge-on gives it a
+   few pixels, and so has little say, and a view that does not see it at all has none.
+2. **Faces crossing the painted edge are cut by subdivision.** A face with painted and unpainted pixels
+   that spans more than ``MIN_SPLIT_PIXELS`` in some painted view is split in four (midpoints; UVs and
+   colours interpolated, so the surface looks the same), and each child votes again with 16 sample points
+   (visible where the pixel there shows the child's original face). This repeats, only along the edge, for
+   up to ``refine_levels`` levels, until the children are about a pixel across: large faces (a low-poly
+   cabinet front painted as two doors) get a cut that follows the paint to within a pixel; a dense mesh
+   (generated, scanned) needs no splitting. With ``refine_levels`` 0 a face goes whole to the side that
+   holds most of its painted-view pixels.
+3. **Faces no painted view sees take their surroundings.** The back and the edges of a door slab, the
+   inside of a shell's crevices, faces seen only in unpainted views: on each connected piece of the
+   surface (vertices welded by position) a face takes the label of the nearest seen face, measured along
+   the surface (Dijkstra over edge-adjacent faces). A door's back is reached through its own edges, not
+   through the gap to the cabinet.
+4. **Pieces no painted view sees at all go with what they touch** (``hidden="attach"``): a drawer's box
+   behind its front, shelves inside a closed cabinet, a hidden hinge. Such a piece takes the label of the
+   labelled surface closest to it (exact point-to-triangle distances), nearest first, so a chain of hidden
+   pieces follows its first link; a drawer's box touches its front and stands clear of the carcass, a shelf
+   touches the carcass and stands clear of the door. When both labels touch equally, the one more of the
+   piece's points touch wins. ``hidden="static"`` keeps such pieces static instead.
+5. **The split.** Faces of the new part leave the part they belonged to; a part left without faces is
+   removed (with its joints). Vertices shared across the cut are duplicated, so the new part can move
+   without tearing its neighbours; everything else (materials, UVs, colours, joints of other parts) is
+   kept.
+
+A single connected shell with no interior (generated meshes) is handled by steps 1-3: the cut is made by
+step 2, and hidden crevices by step 3. Errors: masks of the wrong shape, all empty, paint that selects no
+face, paint that takes the whole object (no static part would remain), an empty or existing part name.
+Nothing is changed in the input mesh.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from ..geometry.cameras import world_to_pixels
+from ..render.painted_masks import PAINTED, agreement, disagreement
+from ..render.raycast import render_views
+from ..types import CameraRig, PartMesh
+from .sampling import face_areas
+from .subdivide import subdivide
+from .topology import connected_pieces, face_graph, split_vertices, weld_positions
+
+log = logging.getLogger("atop")
+
+HIDDEN_CHOICES = ("attach", "static")
+MIN_SPLIT_PIXELS = 1.5  # a face crossing the painted edge is split while its longest edge spans more pixels
+MAX_FACES = 2_000_000  # boundary refinement stops before the mesh would grow past this many faces
+PIECE_SAMPLES = 256  # surface points per hidden piece (besides corners and centroids) for its tests
+CONTACT_DISTANCE = 2e-3  # a hidden piece this close to a surface touches it (normalised frame, object size 1)
+PREVIEW_TINT = np.array([1.0, 0.45, 0.05])  # the new part in the preview
+PREVIEW_EDGE = np.array([0.1, 0.35, 1.0])  # the painted masks' outline in the preview
+# 16 sample points per face: the centres of its 4 x 4 midpoint grid, as barycentric (u, v) of vertices 1, 2
+_GRID = 4
+_SAMPLES = np.array([((i + 1 / 3) / _GRID, (j + 1 / 3) / _GRID) for i in range(_GRID) for j in range(_GRID - i)]
+                    + [((i + 2 / 3) / _GRID, (j + 2 / 3) / _GRID) for i in range(_GRID - 1)
+                       for j in range(_GRID - 1 - i)])  # [16, 2]
+
+
+@dataclass
+class PaintedPart:
+    mesh: PartMesh  # the input mesh with the new part split out
+    part_name: str
+    face_origin: np.ndarray  # [F'] index of the input face each output face lies on
+    selected: np.ndarray  # [F'] bool: the output faces of the new part
+    preview: np.ndarray  # [V, H, W, 3] float32 0..1: the new part tinted, the painted masks outlined
+    part_masks: np.ndarray  # [V, H, W] float32: visible pixels of the new part in every view
+    info: str
+    stats: dict = field(default_factory=dict)
+
+
+def part_from_masks(mesh: PartMesh, rig: CameraRig, masks: np.ndarray, part_name: str, *, coverage: float = 0.5,
+                    refine_levels: int = 6, hidden: str = "attach") -> PaintedPart:
+    """Split the part painted in ``masks`` [V, H, W] (0..1, one per camera of ``rig``; empty views carry no
+    information) out of ``mesh`` as a new part named ``part_name``. See the module docstring for the
+    method and the meaning of ``coverage``, ``refine_levels`` and ``hidden``."""
+    name = _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden)
+    painted = np.asarray(masks) >= PAINTED  # [V, H, W]
+    views = np.nonzero(painted.any(axis=(1, 2)))[0]
+    if len(views) == 0:
+        raise InputError(f"every mask is empty ({rig.num_views} views, nothing painted); paint the part white on "
+                         "at least one view")
+    rest = render_views(mesh, rig)
+    face_id = rest.face_id  # [V, H, W]
+    n_faces = len(mesh.faces)
+    visible, hits = np.zeros(n_faces), np.zeros(n_faces)
+    off_object = 0
+    for v in views:
+        ids, paint = face_id[v], painted[v]
+        visible += np.bincount(ids[ids >= 0], minlength=n_faces)
+        hits += np.bincount(ids[(ids >= 0) & paint], minlength=n_faces)
+        off_object += int((paint & (ids < 0)).sum())
+    if hits.sum() == 0:
+        raise InputError(f"the masks select no face: all {off_object} painted pixels fall on the background; paint "
+                         "over the object, on views rendered with these cameras")
+
+    vertices, faces, origin, attrs, cov, n_split = _refine_boundary(
+        mesh, rig, face_id, painted, views, visible, hits, refine_levels)
+    seen = np.isfinite(cov)
+    label = seen & (cov >= coverage)
+    label, n_surface, hidden_pieces, n_attached = _label_unseen(
+        vertices, faces, seen, label, hidden, _behind_painted(rig, rest, painted, views))
+
+    if not label.any():
+        raise InputError(f"the masks select no face: no face has {coverage:.0%} of its visible pixels painted "
+                         f"(painted views: {', '.join(map(str, views))}); paint over the part, or lower coverage")
+    if label.all():
+        raise InputError("the masks cover the whole object, so no static part would remain; paint only the part "
+                         "that moves")
+
+    new_mesh = _split_mesh(mesh, vertices, faces, origin, attrs, label, name)
+    new_index = new_mesh.part_names.index(name)
+    render = render_views(new_mesh, rig)
+    part_pixels = (render.face_id >= 0) & (new_mesh.face_part[np.maximum(render.face_id, 0)] == new_index)
+    preview = _preview(render.rgb, part_pixels, painted)
+    iou = agreement(painted, part_pixels)
+
+    area = face_areas(vertices, faces)
+    stats = {
+        "faces_in": n_faces, "faces_out": len(new_mesh.faces), "part_faces": int(label.sum()),
+        "part_area_share": float(area[label].sum() / area.sum()), "painted_views": [int(v) for v in views],
+        "seen_faces": int(seen.sum()), "surface_faces": n_surface, "hidden_pieces": hidden_pieces,
+        "attached_faces": n_attached, "split_faces": n_split, "off_object_pixels": off_object,
+        "view_iou": [None if not np.isfinite(x) else float(x) for x in iou],
+    }
+    info = _info(name, stats, hidden, refine_levels, disagreement(painted, part_pixels, name))
+    log.info("PartFromMasks: %s", info.replace("\n", "; "))
+    return PaintedPart(new_mesh, name, origin, label, preview, part_pixels.astype(np.float32), info, stats)
+
+
+# --- steps ------------------------------------------------------------------------------------------------
+def _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden) -> str:
+    name = str(part_name).strip()
+    if not name:
+        raise InputError("the new part needs a name; enter one (e.g. 'door')")
+    if name.lower() in [p.lower() for p in mesh.part_names]:
+        raise InputError(f"part '{name}' already exists; parts are: {', '.join(mesh.part_names)}; give the new part "
+                         "another name (the painted faces then leave the part they belong to)")
+    shape = tuple(np.shape(masks))
+    expected = (rig.num_views, rig.height, rig.width)
+    if shape != expected:
+        raise InputError(f"the masks have shape {list(shape)} but the cameras need {list(expected)} (one "
+                         f"{rig.width}x{rig.height} mask per view); paint on the views rendered with these cameras")
+    if not 0.0 < coverage <= 1.0:
+        raise InputError(f"coverage must be in (0, 1], got {coverage}")
+    if refine_levels < 0:
+        raise InputError(f"refine_levels must be 0 or more, got {refine_levels}")
+    if hidden not in HIDDEN_CHOICES:
+        raise InputError(f"hidden must be one of {', '.join(HIDDEN_CHOICES)}, got '{hidden}'")
+    return name
+
+
+def _refine_boundary(mesh, rig, face_id, painted, views, visible, hits, levels):
+    """Split faces crossing the painted edge until about a pixel across (method step 2). Returns vertices,
+    faces, origin (input face of each face), attributes, coverage per face (NaN where no painted view sees
+    it) and the number of input faces that were split."""
+    vertices, faces = mesh.vertices, mesh.faces
+    origin = np.arange(len(faces))
+    cov = np.where(visible > 0, hits / np.maximum(visible, 1), np.nan)
+    attrs = {"uv": mesh.uv, "vertex_colors": mesh.vertex_colors}
+    split = (hits > 0) & (hits < visible) & (_pixel_size(rig, views, vertices[faces]) > MIN_SPLIT_PIXELS)
+    n_split = int(split.sum())
+    for level in range(levels):
+        if not split.any():
+            break
+        if len(faces) + 3 * int(split.sum()) > MAX_FACES:
+            log.warning("PartFromMasks: boundary refinement stopped at level %d (the mesh would pass %d faces)",
+                        level, MAX_FACES)
+            break
+        vertices, faces, parent, attrs = subdivide(vertices, faces, split, attrs)
+        origin, cov = origin[parent], cov[parent]
+        children = np.arange(len(faces)) >= len(faces) - 4 * int(split.sum())
+        tri = vertices[faces[children]]
+        seen, hit = _sample_coverage(rig, face_id, painted, views, tri, origin[children])
+        cov[children] = np.where(seen > 0, hit / np.maximum(seen, 1), cov[children])  # unseen: the parent's
+        split = np.zeros(len(faces), dtype=bool)
+        split[children] = (hit > 0) & (hit < seen) & (_pixel_size(rig, views, tri) > MIN_SPLIT_PIXELS)
+    return vertices, faces, origin, attrs, cov, n_split
+
+
+def _pixel_size(rig: CameraRig, views, tri: np.ndarray) -> np.ndarray:  # [N] longest edge in pixels
+    px, _ = world_to_pixels(rig, tri.reshape(-1, 3))  # [V, 3N, 2]
+    px = px[views].reshape(len(views), -1, 3, 2)
+    edges = np.linalg.norm(px - np.roll(px, 1, axis=2), axis=-1)  # [V', N, 3]
+    return np.nan_to_num(edges, nan=0.0, posinf=0.0).max(axis=(0, 2))
+
+
+def _sample_coverage(rig, face_id, painted, views, tri, origin):
+    """Visible and painted sample counts [N] of triangles [N, 3, 3] lying on input faces ``origin`` [N]."""
+    u, v = _SAMPLES[:, 0], _SAMPLES[:, 1]
+    pts = (tri[:, None, 0] + u[None, :, None] * (tri[:, None, 1] - tri[:, None, 0])
+           + v[None, :, None] * (tri[:, None, 2] - tri[:, None, 0]))  # [N, S, 3]
+    px, depth = world_to_pixels(rig, pts.reshape(-1, 3))
+    owner = np.repeat(origin, len(_SAMPLES))
+    seen = np.zeros(len(pts) * len(_SAMPLES))
+    hit = np.zeros_like(seen)
+    H, W = rig.height, rig.width
+    for view in views:
+        x, y = np.floor(px[view, :, 0]), np.floor(px[view, :, 1])
+        inside = (depth[view] > 0) & (x >= 0) & (x < W) & (y >= 0) & (y < H)
+        xi, yi = np.where(inside, x, 0).astype(np.int64), np.where(inside, y, 0).astype(np.int64)
+        shown = inside & (face_id[view, yi, xi] == owner)
+        seen += shown
+        hit += shown & painted[view, yi, xi]
+    return seen.reshape(len(pts), -1).sum(1), hit.reshape(len(pts), -1).sum(1)
+
+
+def _label_unseen(vertices, faces, seen, label, hidden, behind_painted):
+    """Labels for faces no painted view sees (method steps 3 and 4). Returns labels, the number of faces
+    labelled along the surface, the number of hidden pieces and the faces in them that joined the part."""
+    from scipy.sparse.csgraph import dijkstra
+
+    label = label.copy()
+    if seen.all():
+        return label, 0, 0, 0
+    welded = weld_positions(vertices)
+    graph = face_graph(faces, vertices, welded)
+    dist, _, source = dijkstra(graph, directed=False, indices=np.nonzero(seen)[0], min_only=True,
+                               return_predecessors=True)
+    along = ~seen & np.isfinite(dist)
+    label[along] = label[source[along]]
+    unreached = ~seen & ~along
+    if not unreached.any():
+        return label, int(along.sum()), 0, 0
+    pieces = connected_pieces(faces, welded)
+    hidden_ids = np.unique(pieces[unreached])
+    if hidden == "static":
+        label[unreached] = False
+        return label, int(along.sum()), len(hidden_ids), 0
+    _attach_hidden_pieces(vertices, faces, pieces, hidden_ids, label, unreached, behind_painted)
+    return label, int(along.sum()), len(hidden_ids), int((label & unreached).sum())
+
+
+def _attach_hidden_pieces(vertices, faces, pieces, hidden_ids, label, unreached, behind_painted) -> None:
+    """Give each hidden piece the label of the labelled surface it touches, nearest piece first (a Dijkstra
+    over pieces: a labelled hidden piece becomes a surface the others can touch). A piece touching both
+    sides goes with the paint it lies behind in the painted views; one touching neither goes with the
+    nearer side. In place."""
+    import trimesh
+
+    members = {int(p): np.nonzero(pieces == p)[0] for p in hidden_ids}
+    points = {p: _piece_points(vertices, faces[f]) for p, f in members.items()}
+    known = ~unreached
+    gap = {p: np.full(2, np.inf) for p in members}  # distance to the static [0] and part [1] surfaces
+    for side in (0, 1):
+        chosen = np.nonzero(known & (label == bool(side)))[0]
+        if len(chosen) == 0:
+            continue
+        query = trimesh.proximity.ProximityQuery(trimesh.Trimesh(vertices, faces[chosen], process=False))
+        for p, pts in points.items():
+            gap[p][side] = query.on_surface(pts)[1].min()
+    heap = [(g.min(), p) for p, g in gap.items()]
+    heapq.heapify(heap)
+    done: set[int] = set()
+    while heap:
+        d, p = heapq.heappop(heap)
+        if p in done or d > gap[p].min():
+            continue
+        done.add(p)
+        touching = gap[p] <= CONTACT_DISTANCE
+        if touching.all():
+            side = int(behind_painted(points[p]) >= 0.5)
+        else:
+            side = int(np.argmin(gap[p]))
+        label[members[p]] = bool(side)
+        piece = trimesh.Trimesh(vertices, faces[members[p]], process=False, validate=False)
+        lo, hi = piece.bounds
+        query = None
+        for q in members:
+            if q in done:
+                continue
+            qlo, qhi = points[q].min(0), points[q].max(0)
+            if np.linalg.norm(np.maximum(0.0, np.maximum(lo - qhi, qlo - hi))) >= gap[q][side]:
+                continue  # this piece cannot be nearer than that side already is
+            query = query or trimesh.proximity.ProximityQuery(piece)
+            dq = query.on_surface(points[q])[1].min()
+            if dq < gap[q][side]:
+                gap[q][side] = dq
+                heapq.heappush(heap, (gap[q].min(), q))
+
+
+def _behind_painted(rig, render, painted, views):
+    """A function: the share of points [N, 3] whose nearest occluder is painted. For each point, of the
+    painted views where it lies behind the object's visible surface, the view where that surface is closest
+    in front of it decides (a door's back plate lies just behind the painted door front, and far behind the
+    unpainted sides). 0.5 when no painted view shows the object in front of the points."""
+    def share(points: np.ndarray) -> float:
+        px, depth = world_to_pixels(rig, points)
+        best_gap = np.full(len(points), np.inf)
+        best_painted = np.zeros(len(points), dtype=bool)
+        for view in views:
+            x, y = np.floor(px[view, :, 0]), np.floor(px[view, :, 1])
+            inside = (depth[view] > 0) & (x >= 0) & (x < rig.width) & (y >= 0) & (y < rig.height)
+            xi, yi = np.where(inside, x, 0).astype(np.int64), np.where(inside, y, 0).astype(np.int64)
+            gap = np.where(inside & (render.face_id[view, yi, xi] >= 0), depth[view] - render.depth[view, yi, xi],
+                           np.inf)
+            closer = (gap >= 0) & (gap < best_gap)
+            best_gap[closer] = gap[closer]
+            best_painted[closer] = painted[view, yi, xi][closer]
+        decided = np.isfinite(best_gap)
+        return float(best_painted[decided].mean()) if decided.any() else 0.5
+    return share
+
+
+def _piece_points(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:  # [N, 3]
+    """Corners, centroids and PIECE_SAMPLES area-weighted points (fixed seed) of a piece's faces."""
+    area = face_areas(vertices, faces)
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(faces), PIECE_SAMPLES, p=area / area.sum()) if area.sum() > 0 else np.zeros(0, np.int64)
+    uv = rng.random((len(pick), 2))
+    uv = np.where(uv.sum(1, keepdims=True) > 1, 1 - uv, uv)
+    tri = vertices[faces[pick]]
+    samples = tri[:, 0] + uv[:, :1] * (tri[:, 1] - tri[:, 0]) + uv[:, 1:] * (tri[:, 2] - tri[:, 0])
+    return np.concatenate([vertices[np.unique(faces)], vertices[faces].mean(axis=1), samples])
+
+
+def with_new_part(mesh: PartMesh, selected: np.ndarray, name: str) -> PartMesh:
+    """``mesh`` with the faces where ``selected`` [F] is true split out as part ``name`` (as step 5 does)."""
+    attrs = {"uv": mesh.uv, "vertex_colors": mesh.vertex_colors}
+    return _split_mesh(mesh, mesh.vertices, mesh.faces, np.arange(len(mesh.faces)), attrs,
+                       np.asarray(selected, dtype=bool), name)
+
+
+def _split_mesh(mesh: PartMesh, vertices, faces, origin, attrs, label, name: str) -> PartMesh:
+    """The mesh with ``label`` faces as the new part ``name`` (method step 5)."""
+    face_part = mesh.face_part[origin].copy()
+    face_part[label] = len(mesh.part_names)
+    names = list(mesh.part_names) + [name]
+    kept = [i for i in range(len(names)) if (face_part == i).any()]
+    remap = np.full(len(names), -1, dtype=np.int64)
+    remap[kept] = np.arange(len(kept))
+    face_part = remap[face_part]
+    names = [names[i] for i in kept]
+    new_faces, source = split_vertices(faces, face_part, len(vertices))
+    joints = [j for j in mesh.joints if j.child in names and (j.parent is None or j.parent in names)]
+    attached = {c: p for c, p in mesh.attached.items() if c in names and p in names}
+    out = mesh.copy()
+    out.vertices = vertices[source]
+    out.faces, out.face_part, out.part_names = new_faces, face_part, names
+    out.face_material = mesh.face_material[origin]
+    out.uv = None if attrs["uv"] is None else attrs["uv"][source]
+    out.vertex_colors = None if attrs["vertex_colors"] is None else attrs["vertex_colors"][source]
+    out.joints, out.attached = joints, attached
+    return out
+
+
+def _preview(rgb: np.ndarray, part: np.ndarray, painted: np.ndarray) -> np.ndarray:  # [V, H, W, 3]
+    out = rgb.astype(np.float32).copy()
+    out[part] = 0.45 * out[part] + 0.55 * PREVIEW_TINT
+    edge = painted & ~(np.roll(painted, 1, 1) & np.roll(painted, -1, 1) & np.roll(painted, 1, 2)
+                       & np.roll(painted, -1, 2))
+    out[edge] = PREVIEW_EDGE
+    return out
+
+
+def _info(name: str, s: dict, hidden: str, levels: int, warning: str) -> str:
+    lines = [f"part '{name}': {s['part_faces']} of {s['faces_out']} faces ({s['part_area_share']:.1%} of the "
+             f"surface), painted on view(s) {', '.join(map(str, s['painted_views']))}"]
+    if s["surface_faces"] or s["hidden_pieces"]:
+        piece = ("attached to the nearest surface" if hidden == "attach" else "kept static")
+        lines.append(f"faces no painted view sees: {s['surface_faces']} took their neighbours' side along the "
+                     f"surface; {s['hidden_pieces']} hidden piece(s) {piece} ({s['attached_faces']} faces joined "
+                     "the part)")
+    if s["split_faces"]:
+        lines.append(f"{s['split_faces']} face(s) crossing the painted edge were subdivided (up to {levels} levels); "
+                     f"the mesh went from {s['faces_in']} to {s['faces_out']} faces")
+    if s["off_object_pixels"]:
+        lines.append(f"{s['off_object_pixels']} painted pixel(s) on the background were ignored")
+    ious = [f"view {v}: {s['view_iou'][v]:.3f}" for v in s["painted_views"]]
+    lines.append("painted masks vs the new part's visible pixels (IoU): " + ", ".join(ious))
+    if warning:
+        lines.append("WARNING: " + warning)
+    return "\n".join(lines)
