@@ -16,14 +16,18 @@ from typing import Optional
 import numpy as np
 
 from ..errors import InputError
+from .assets import asset_root, is_inside, locate
 
 log = logging.getLogger("atop")
+
+PACKAGE_SEARCH_LEVELS = 4  # ancestors of the URDF's folder searched for a package://<name>/ folder
 
 
 @dataclass
 class UrdfVisual:
     origin: np.ndarray  # [4, 4] link_from_visual
     mesh_path: Optional[str] = None  # resolved file path, for <mesh>
+    asset_root: str = ""  # the folder the mesh's own references (materials, textures) must stay in
     scale: np.ndarray = field(default_factory=lambda: np.ones(3))  # [3]
     primitive: Optional[tuple[str, tuple[float, ...]]] = None  # ("box", (x, y, z)), ("cylinder", (r, l)), ...
     rgba: Optional[np.ndarray] = None  # [4] material colour, when given
@@ -89,36 +93,63 @@ def _origin(elem: Optional[ET.Element], where: str) -> np.ndarray:  # [4, 4]
     return T
 
 
-def resolve_mesh_path(filename: str, urdf_dir: str) -> str:
-    """File path of a URDF mesh reference; raises InputError naming every place that was tried."""
-    tried: list[str] = []
+def _package_folders(pkg: str, urdf_dir: str) -> list[str]:
+    """Where a ``package://pkg/`` folder may be: the URDF's folder (PartNet-style exports mean "relative to
+    the URDF"), ``pkg`` inside it, and among its ancestors up to PACKAGE_SEARCH_LEVELS above, an ancestor
+    named ``pkg`` or a ``pkg`` folder inside one (a ROS workspace's sibling packages). Never the file
+    system's root, so ``package://etc/`` cannot reach /etc."""
+    folders = [urdf_dir, os.path.join(urdf_dir, pkg)]
+    d = os.path.abspath(urdf_dir)
+    for _ in range(PACKAGE_SEARCH_LEVELS + 1):
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        if os.path.basename(d) == pkg:
+            folders.append(d)
+        if d != os.path.abspath(urdf_dir):
+            folders.append(os.path.join(d, pkg))
+        d = parent
+    return folders
+
+
+def resolve_mesh_path(filename: str, urdf_dir: str, root: str) -> tuple[str, str]:
+    """(file path, asset folder of its textures) of a URDF mesh reference. Relative and absolute paths must
+    stay inside ``root`` (the URDF's asset folder, assets.py); ``package://pkg/rest`` must stay inside the
+    package folder it resolves to. Raises InputError naming what was tried or refused."""
     name = filename.strip()
-    if name.startswith("file://"):
-        name = name[len("file://"):]
     if name.startswith("package://"):
         pkg, _, rest = name[len("package://"):].partition("/")
-        # A package is a folder named like it among the URDF's ancestors (or beside them);
-        # PartNet-style exports often mean "relative to the URDF's folder".
-        d = os.path.abspath(urdf_dir)
-        candidates = [os.path.join(urdf_dir, rest), os.path.join(urdf_dir, pkg, rest)]
-        while True:
-            if os.path.basename(d) == pkg:
-                candidates.append(os.path.join(d, rest))
-            candidates.append(os.path.join(d, pkg, rest))
-            parent = os.path.dirname(d)
-            if parent == d:
-                break
-            d = parent
-    elif os.path.isabs(name):
-        candidates = [name]
-    else:
-        candidates = [os.path.join(urdf_dir, name)]
-    for c in candidates:
-        tried.append(c)
-        if os.path.isfile(c):
-            return os.path.normpath(c)
-    raise InputError(f"URDF mesh file '{filename}' was not found; looked at: {', '.join(tried[:6])}; "
-                     "copy the mesh files next to the URDF (keeping its relative paths)")
+        if not pkg or not rest:
+            raise InputError(f"URDF mesh '{filename}' is not a package URI of the form package://<package>/<path>; "
+                             "fix the URDF")
+        tried = []
+        for folder in _package_folders(pkg, urdf_dir):
+            if not os.path.isdir(folder):
+                continue
+            proot = os.path.realpath(folder)
+            candidate = os.path.join(folder, rest)
+            if not is_inside(proot, candidate):
+                raise InputError(f"URDF mesh '{filename}' climbs out of its package folder '{folder}'; "
+                                 "refused; keep mesh paths inside their package")
+            tried.append(candidate)
+            if os.path.isfile(candidate):
+                # a package found inside the URDF's asset folder keeps that folder for its textures
+                return os.path.normpath(candidate), root if is_inside(root, candidate) else proot
+        raise InputError(f"URDF mesh '{filename}': package '{pkg}' does not resolve; looked at: "
+                         f"{', '.join(tried[:6]) or 'no folder named ' + repr(pkg) + ' near the URDF'}; put the "
+                         f"package folder '{pkg}' beside the URDF's folder or write the mesh path relative to the URDF")
+    path, how = locate(name, urdf_dir, root)
+    if path is None:
+        if how == "outside":
+            raise InputError(f"URDF mesh '{filename}' lies outside the asset folder '{root}'; refused; copy the "
+                             "mesh into the URDF's folder (or its package) and refer to it by a relative path")
+        raise InputError(f"URDF mesh file '{filename}' was not found; looked at: "
+                         f"{os.path.join(urdf_dir, name.removeprefix('file://'))}; copy the mesh files next to "
+                         "the URDF (keeping its relative paths)")
+    if how == "relocated":
+        log.warning("URDF mesh '%s' does not exist as written; using '%s' inside the asset folder", filename,
+                    os.path.relpath(path, root))
+    return path, root
 
 
 def read_urdf(path: str) -> UrdfModel:
@@ -132,6 +163,7 @@ def read_urdf(path: str) -> UrdfModel:
         raise InputError(f"'{path}' is not a URDF; its root element is <{robot.tag}>, not <robot>; "
                          "give a URDF file (or a folder with mobility.urdf)")
     urdf_dir = os.path.dirname(os.path.abspath(path))
+    root_dir = asset_root(path)
     named_colors: dict[str, np.ndarray] = {}
     for m in robot.findall("material"):
         c = m.find("color")
@@ -154,7 +186,7 @@ def read_urdf(path: str) -> UrdfModel:
             if g.tag == "mesh":
                 if not g.get("filename"):
                     raise InputError(f"URDF {where} mesh has no filename; fix the URDF")
-                vis.mesh_path = resolve_mesh_path(g.get("filename"), urdf_dir)
+                vis.mesh_path, vis.asset_root = resolve_mesh_path(g.get("filename"), urdf_dir, root_dir)
                 vis.scale = _floats(g.get("scale"), 3, (1.0, 1.0, 1.0), f"{where} mesh scale")
             elif g.tag == "box":
                 vis.primitive = ("box", tuple(_floats(g.get("size"), 3, (1, 1, 1), f"{where} box size")))
