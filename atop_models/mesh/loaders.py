@@ -20,7 +20,7 @@ from ..types import Joint, Material, PartMesh
 from ..geometry.transforms import joint_in_frame
 from .assets import AssetResolver, asset_root
 from .normalize import UP_AXES, normalization_matrix, transform_points
-from .urdf_reader import UrdfModel, link_world_transforms, read_urdf
+from .urdf_reader import MOVABLE, UrdfModel, link_world_transforms, read_urdf
 
 log = logging.getLogger("atop")
 
@@ -170,6 +170,7 @@ def _urdf_pieces(path: str, notes: list[str]):
     import trimesh
 
     model: UrdfModel = read_urdf(path)
+    notes += model.notes
     world = link_world_transforms(model)
     pieces: list[_Piece] = []
     cache: dict[str, object] = {}
@@ -190,15 +191,17 @@ def _urdf_pieces(path: str, notes: list[str]):
                     m = trimesh.creation.box(extents=dims)
                 elif kind == "cylinder":
                     m = trimesh.creation.cylinder(radius=dims[0], height=dims[1])
+                elif kind == "capsule":
+                    m = trimesh.creation.capsule(height=dims[1], radius=dims[0])
                 else:
                     m = trimesh.creation.icosphere(subdivisions=2, radius=dims[0])
                 pieces.append(_piece_from_trimesh(m, link.name, T, vis.rgba))
     joints, attached = [], {}
     for j in model.joints:
-        if j.type in ("revolute", "continuous", "prismatic"):
+        if j.type in MOVABLE:
             Tj = world[j.parent] @ j.origin
             jt = "prismatic" if j.type == "prismatic" else "revolute"
-            limits = j.limits if (j.type != "continuous" and j.limits is not None) else (-math.pi, math.pi)
+            limits = j.limits if j.type != "continuous" else (-math.pi, math.pi)
             joints.append(Joint(type=jt, axis=Tj[:3, :3] @ j.axis, origin=Tj[:3, 3], limits=limits,
                                 child=j.child, parent=j.parent, name=j.name))
         else:
