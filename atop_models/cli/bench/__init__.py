@@ -1,4 +1,5 @@
-"""``python -m atop_models bench <name>``: benchmarks. Each module here exposes ``register(subparsers)``."""
+"""``python -m atop_models bench <name>``: benchmarks. Each benchmark module here exposes
+``register(subparsers)``; the others (shared data such as the frozen splits) have no ``register``."""
 from __future__ import annotations
 
 import importlib
@@ -9,5 +10,6 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="run a benchmark (joints, lift, ...)")
     sub = parser.add_subparsers(dest="bench", required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}").register(sub)
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if not info.name.startswith("_") and hasattr(module, "register"):
+            module.register(sub)

@@ -41,19 +41,30 @@ def size_split(rows: list[dict], key: str, least: float, label: str) -> list[tup
             (f"parts < {label}", [r for r in rows if r[key] < least])]
 
 
+def add_split_argument(p) -> None:
+    from .splits import SPLITS
+
+    p.add_argument("--split", default="all", choices=SPLITS,
+                   help="the frozen split (atop_models/cli/bench/splits.py): tuning objects, validation objects "
+                        "(measured, never tuned on), or all; with --procedural, validation takes up to N of its "
+                        "seeds' objects")
+
+
 def benchmark_objects(args):
     """Yields (object id, category, mesh, [(gt joint in the normalised frame, mesh joint)])."""
     from ...mesh.loaders import load_part_mesh
     from ...mesh.normalize import similarity_scale
     from ...types import Joint
 
+    from .splits import dev_object_in_split, procedural_objects
+
+    split = getattr(args, "split", "all")
     if args.procedural:
         from ...mesh.procedural import CATEGORIES, make_object
 
-        for i in range(args.procedural):
-            cat = CATEGORIES[i % len(CATEGORIES)]
-            mesh = make_object(cat, i // len(CATEGORIES))
-            yield f"{cat}_{i // len(CATEGORIES)}", cat, mesh, [(j, j) for j in mesh.joints]
+        for cat, seed in procedural_objects(args.procedural, split, CATEGORIES):
+            mesh = make_object(cat, seed)
+            yield f"{cat}_{seed}", cat, mesh, [(j, j) for j in mesh.joints]
         return
     manifest = os.path.join(args.data, "manifest.json")
     if not os.path.isfile(manifest):
@@ -62,6 +73,8 @@ def benchmark_objects(args):
     with open(manifest) as fh:
         objects = json.load(fh)["objects"]
     for obj in objects:
+        if not dev_object_in_split(obj["id"], split):
+            continue
         folder = os.path.join(args.data, obj["id"])
         mesh = load_part_mesh(os.path.join(folder, obj.get("urdf", "mobility.urdf")))
         N = mesh.normalized_from_source
@@ -155,6 +168,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("joints", help="joint estimation accuracy on ground-truth motion")
     p.add_argument("--data", default="", help="folder of object folders with manifest.json")
     p.add_argument("--procedural", type=int, default=0, help="use N procedural objects instead of --data")
+    add_split_argument(p)
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise, fraction of the bounding-box diagonal")
     p.add_argument("--outliers", type=float, default=0.0, help="fraction of part points replaced by outliers")
     p.add_argument("--subsample", type=int, default=1, help="keep a random 1/K of the points in each frame")

@@ -91,6 +91,7 @@ def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolutio
     {"summary", "joints", "failed"} (summary as in ``bench joints`` plus seconds_per_joint)."""
     from ...geometry.metrics import joint_errors
     from .joints import part_size
+    from .splits import split_of
 
     rows, failed = [], []
     count = 0
@@ -110,7 +111,7 @@ def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolutio
                 continue
             err = joint_errors(pred, gt, diag)
             size = part_size(mesh, mj)
-            row = dict(err, object=oid, category=cat, part=gt.child, part_size_norm=size,
+            row = dict(err, object=oid, category=cat, part=gt.child, split=split_of(oid), part_size_norm=size,
                        part_pixels=size * resolution, seconds=seconds, ms=1000 * seconds,
                        camera_distance=distance, lift_seconds=result.seconds, backend=result.backend,
                        final_loss=float(np.nanmean(result.losses[-10:])), method=pred.method,
@@ -151,6 +152,9 @@ def print_table(result: dict, title: str) -> None:
     certain = [r for r in rows if not r.get("uncertain")]
     lines = [(c, [r for r in rows if r["category"] == c]) for c in cats] + [("TOTAL", rows)]
     lines += [("not flagged uncertain", certain)] * (len(certain) < len(rows))
+    splits = [(f"{name} split", [r for r in rows if r.get("split") == name]) for name in ("tuning", "validation")]
+    if all(sel for _, sel in splits):  # both splits side by side
+        lines += splits
     split = size_split(rows, "part_pixels", SMALL_PART_PIXELS, f"{SMALL_PART_PIXELS:g} px")
     if split[1][1]:  # only when some parts are small
         lines += split
@@ -198,8 +202,11 @@ def register(subparsers) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .joints import add_split_argument
+
     p.add_argument("--data", default="", help="folder of object folders with manifest.json")
     p.add_argument("--procedural", type=int, default=0, help="use N procedural objects instead of --data")
+    add_split_argument(p)
     p.add_argument("--iterations", type=int, default=300, help="lift iterations per joint")
     p.add_argument("--resolution", type=int, default=64, help="working resolution of the lift (pixels)")
     p.add_argument("--frames", type=int, default=10, help="frames from rest to the upper limit")
