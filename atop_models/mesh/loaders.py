@@ -304,15 +304,43 @@ def load_part_mesh(path: str, *, up_axis: str = "auto") -> PartMesh:
         log.warning("%s: %s", os.path.basename(path), note)
     up = up_axis if up_axis != "auto" else ("y" if ext in SCENE_EXTS else "z")
 
-    arrays = _assemble(pieces, path)
     yaw = PARTNET_FRONT_YAW_DEG if fmt == "partnet-mobility" else 0.0
+    mesh = _normalised(_assemble(pieces, path), up, yaw, joints, source_path=os.path.abspath(path),
+                       source_format=fmt, name=name, attached=attached, notes=notes)
+    log.info("loaded %s: %d parts, %d faces, %d joints (%s, up=%s)", path, len(mesh.part_names),
+             len(mesh.faces), len(mesh.joints), fmt, up)
+    return mesh
+
+
+def _normalised(arrays: dict, up: str, yaw: float, joints: list[Joint], **meta) -> PartMesh:
     N = normalization_matrix(arrays["vertices"], up, yaw_deg=yaw)
     arrays["vertices"] = transform_points(N, arrays["vertices"])
-    njoints = [joint_in_frame(j, N) for j in joints]
-    mesh = PartMesh(**arrays, normalized_from_source=N, source_path=os.path.abspath(path), source_format=fmt,
-                    joints=njoints, name=name, attached=attached, notes=notes)
-    log.info("loaded %s: %d parts, %d faces, %d joints (%s, up=%s)", path, len(mesh.part_names),
-             len(mesh.faces), len(njoints), fmt, up)
+    return PartMesh(**arrays, normalized_from_source=N, joints=[joint_in_frame(j, N) for j in joints], **meta)
+
+
+def mesh_from_triangles(vertices, faces, *, up_axis: str = "y", name: str = "mesh",
+                        source: str = "MESH") -> PartMesh:
+    """A mesh given as arrays, one part named ``name``, normalised like a loaded file: ComfyUI's own MESH
+    (what its Hunyuan3D nodes output and its Save GLB node writes), ``vertices`` [N, 3] and triangle
+    ``faces`` [M, 3]. ``up_axis`` "y" (ComfyUI's 3D nodes and glTF, the default; "auto" means it too) or "z".
+    ``source`` names the input in errors."""
+    if up_axis not in UP_AXES:
+        raise InputError(f"up axis '{up_axis}' is not supported; use one of: {', '.join(UP_AXES)}")
+    v, f = np.asarray(vertices), np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3 or not np.issubdtype(v.dtype, np.number):
+        raise InputError(f"the {source}'s vertices have shape {list(v.shape)}; expected [N, 3] coordinates")
+    if f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
+        raise InputError(f"the {source}'s faces have shape {list(f.shape)} ({f.dtype}); expected [M, 3] integer "
+                         "vertex indices (triangles)")
+    if len(f) == 0:
+        raise InputError(f"the {source} has no faces; connect a mesh with triangles")
+    if f.min() < 0 or f.max() >= len(v):
+        raise InputError(f"the {source}'s faces index vertices up to {int(f.max())} but it has {len(v)} vertices; "
+                         "the mesh is damaged")
+    piece = _Piece(name, v.astype(np.float64), f.astype(np.int64), Material(), "default")
+    mesh = _normalised(_assemble([piece], f"the {source}"), "y" if up_axis == "auto" else up_axis, 0.0, [],
+                       source_format="comfy-mesh", name=name)
+    log.info("%s: %d vertices, %d faces (up=%s)", source, len(mesh.vertices), len(mesh.faces), up_axis)
     return mesh
 
 

@@ -13,7 +13,7 @@ from .topology import WELD_TOLERANCE
 
 MERGED_PART = "object"
 SHELL_DIRECTIONS = 2  # icosphere subdivisions of the view directions for the shell (2: 162 directions)
-SHELL_RESOLUTION = 384  # pixels across each shell view (orthographic)
+SHELL_RESOLUTION = 256  # pixels across each shell view (orthographic)
 
 
 def merge_parts(mesh: PartMesh, faces: np.ndarray | None = None) -> PartMesh:

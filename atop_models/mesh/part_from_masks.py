@@ -5,29 +5,39 @@ Method
 ------
 1. **Seen faces vote with their pixels.** The mesh is ray-cast from the cameras the masks were painted on,
    so every pixel names the face it shows. Only views with paint count ("painted views"): an empty mask
-   says nothing, so a part painted in one view only, or not painted where it is hidden, is fine. A face's
-   coverage is the share of its visible pixels, over all painted views, that are painted; it joins the part
-   when the coverage reaches ``coverage`` (a half by default). A view that sees a face edge-on gives it a
-   few pixels, and so has little say, and a view that does not see it at all has none.
-2. **Faces crossing the painted edge are cut by subdivision.** A face with painted and unpainted pixels
-   that spans more than ``MIN_SPLIT_PIXELS`` in some painted view is split in four (midpoints; UVs and
-   colours interpolated, so the surface looks the same), and each child votes again with 16 sample points
-   (visible where the pixel there shows the child's original face). This repeats, only along the edge, for
-   up to ``refine_levels`` levels, until the children are about a pixel across: large faces (a low-poly
-   cabinet front painted as two doors) get a cut that follows the paint to within a pixel; a dense mesh
-   (generated, scanned) needs no splitting. With ``refine_levels`` 0 a face goes whole to the side that
-   holds most of its painted-view pixels.
+   says nothing, so a part painted in one view only, or not painted where it is hidden, is fine. A brush
+   edge is imprecise, so pixels within ``BRUSH_BAND`` of the painted edge do not vote (but the middle of a
+   dab too small to have pixels that far in does: a knob), unless a face has no other pixels (a thin strip
+   along the edge then goes by what was painted on it). A face's coverage is the share of its voting
+   pixels, over all painted views, that are painted; it joins the part when the coverage reaches
+   ``coverage`` (a half by default). A view that sees a face edge-on gives it a few pixels, and so has
+   little say, and a view that does not see it at all has none. So paint spilling a few pixels over a mesh
+   edge onto a larger face snaps back to the edge.
+2. **Faces crossing the painted edge are cut by subdivision.** A face with voting pixels on both sides is
+   split in four (midpoints; UVs and colours interpolated, so the surface looks the same), and each child
+   votes again with 16 sample points of the exact masks (visible where the pixel there shows the child's
+   original face); children with mixed votes split again, only along the painted edge, for up to
+   ``refine_levels`` levels or until about ``MIN_SPLIT_PIXELS`` across. A large face (a low-poly cabinet
+   front painted as two doors) gets a cut that follows the paint to within a pixel; a dense mesh
+   (generated, scanned) has faces smaller than the non-voting band, and its cut falls where step 3 meets
+   from both sides, midway in the band, on the painted edge. With ``refine_levels`` 0 a face goes whole to
+   the side holding most of its voting pixels.
 3. **Faces no painted view sees take their surroundings.** The back and the edges of a door slab, the
-   inside of a shell's crevices, faces seen only in unpainted views: on each connected piece of the
-   surface (vertices welded by position) a face takes the label of the nearest seen face, measured along
-   the surface (Dijkstra over edge-adjacent faces). A door's back is reached through its own edges, not
-   through the gap to the cabinet.
+   inside of a shell's crevices, faces seen only in unpainted views: on each connected sheet of the
+   surface a face takes the label of the nearest seen face, measured along the surface (Dijkstra over
+   faces sharing an edge; vertices are welded by position). Only edges of exactly two faces connect (twin
+   faces of double-sided meshes count once): where three or more faces meet, separate pieces were welded
+   together (a drawer box against its front), and the surface does not run on there. A door's back is
+   reached through its own edges, not through the gap to the cabinet.
 4. **Pieces no painted view sees at all go with what they touch** (``hidden="attach"``): a drawer's box
    behind its front, shelves inside a closed cabinet, a hidden hinge. Such a piece takes the label of the
-   labelled surface closest to it (exact point-to-triangle distances), nearest first, so a chain of hidden
-   pieces follows its first link; a drawer's box touches its front and stands clear of the carcass, a shelf
-   touches the carcass and stands clear of the door. When both labels touch equally, the one more of the
-   piece's points touch wins. ``hidden="static"`` keeps such pieces static instead.
+   labelled surface it touches (within ``CONTACT_DISTANCE``, exact point-to-triangle distances), nearest
+   piece first, so a chain of hidden pieces follows its first link: a drawer's box touches its front and
+   stands clear of the carcass, a shelf touches the carcass and stands clear of the door. A piece touching
+   both sides goes with the surface right in front of it: for each of its points, the painted view where
+   the visible surface lies closest in front of the point says painted or not, and the majority decides (a
+   door's back plate lies just behind the painted door front, far behind the unpainted sides). A piece
+   touching neither goes with the nearer side. ``hidden="static"`` keeps such pieces static instead.
 5. **The split.** Faces of the new part leave the part they belonged to; a part left without faces is
    removed (with its joints). Vertices shared across the cut are duplicated, so the new part can move
    without tearing its neighbours; everything else (materials, UVs, colours, joints of other parts) is
@@ -48,7 +58,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry.cameras import world_to_pixels
-from ..render.painted_masks import PAINTED, agreement, disagreement
+from ..geometry.surface_distance import SurfaceDistance
+from ..render.painted_masks import BRUSH_BAND, PAINTED, agreement, certain_pixels, disagreement
 from ..render.raycast import render_views
 from ..types import CameraRig, PartMesh
 from .sampling import face_areas
@@ -97,16 +108,25 @@ def part_from_masks(mesh: PartMesh, rig: CameraRig, masks: np.ndarray, part_name
     rest = render_views(mesh, rig)
     face_id = rest.face_id  # [V, H, W]
     n_faces = len(mesh.faces)
-    visible, hits = np.zeros(n_faces), np.zeros(n_faces)
-    off_object = 0
+    visible, hits = np.zeros(n_faces), np.zeros(n_faces)  # pixels outside the brush band, painted ones
+    band_visible, band_hits = np.zeros(n_faces), np.zeros(n_faces)  # the same inside the band
+    off_object = hit_any = 0
     for v in views:
         ids, paint = face_id[v], painted[v]
-        visible += np.bincount(ids[ids >= 0], minlength=n_faces)
-        hits += np.bincount(ids[(ids >= 0) & paint], minlength=n_faces)
-        off_object += int((paint & (ids < 0)).sum())
-    if hits.sum() == 0:
+        sure_paint, sure_clear = certain_pixels(paint, BRUSH_BAND)
+        on = ids >= 0
+        sure = sure_paint | sure_clear
+        visible += np.bincount(ids[on & sure], minlength=n_faces)
+        hits += np.bincount(ids[on & sure_paint], minlength=n_faces)
+        band_visible += np.bincount(ids[on & ~sure], minlength=n_faces)
+        band_hits += np.bincount(ids[on & ~sure & paint], minlength=n_faces)
+        off_object += int((paint & ~on).sum())
+        hit_any += int((paint & on).sum())
+    if hit_any == 0:
         raise InputError(f"the masks select no face: all {off_object} painted pixels fall on the background; paint "
                          "over the object, on views rendered with these cameras")
+    only_band = visible == 0  # faces seen only within the brush band vote with those pixels
+    visible[only_band], hits[only_band] = band_visible[only_band], band_hits[only_band]
 
     vertices, faces, origin, attrs, cov, n_split = _refine_boundary(
         mesh, rig, face_id, painted, views, visible, hits, refine_levels)
@@ -138,7 +158,7 @@ def part_from_masks(mesh: PartMesh, rig: CameraRig, masks: np.ndarray, part_name
         "view_iou": [None if not np.isfinite(x) else float(x) for x in iou],
     }
     info = _info(name, stats, hidden, refine_levels, disagreement(painted, part_pixels, name))
-    log.info("PartFromMasks: %s", info.replace("\n", "; "))
+    log.debug("PartFromMasks: %s", info.replace("\n", "; "))
     return PaintedPart(new_mesh, name, origin, label, preview, part_pixels.astype(np.float32), info, stats)
 
 
@@ -165,14 +185,17 @@ def _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden) 
 
 
 def _refine_boundary(mesh, rig, face_id, painted, views, visible, hits, levels):
-    """Split faces crossing the painted edge until about a pixel across (method step 2). Returns vertices,
-    faces, origin (input face of each face), attributes, coverage per face (NaN where no painted view sees
-    it) and the number of input faces that were split."""
+    """Split faces crossing the painted edge until about a pixel across (method step 2). ``visible`` [F]
+    counts each face's certain pixels over the painted views, ``hits`` [F] its certainly painted ones. Returns vertices, faces,
+    origin (input face of each face), attributes, coverage per face (NaN where no painted view sees it) and
+    the number of input faces that were split."""
     vertices, faces = mesh.vertices, mesh.faces
     origin = np.arange(len(faces))
     cov = np.where(visible > 0, hits / np.maximum(visible, 1), np.nan)
     attrs = {"uv": mesh.uv, "vertex_colors": mesh.vertex_colors}
-    split = (hits > 0) & (hits < visible) & (_pixel_size(rig, views, vertices[faces]) > MIN_SPLIT_PIXELS)
+    # a face with certain paint and certain clear pixels is crossed by the painted edge
+    split = (hits > 0) & (hits < visible) & (_pixel_edges(rig, views, vertices[faces]).max(axis=(0, 2))
+                                            > MIN_SPLIT_PIXELS)
     n_split = int(split.sum())
     for level in range(levels):
         if not split.any():
@@ -188,15 +211,15 @@ def _refine_boundary(mesh, rig, face_id, painted, views, visible, hits, levels):
         seen, hit = _sample_coverage(rig, face_id, painted, views, tri, origin[children])
         cov[children] = np.where(seen > 0, hit / np.maximum(seen, 1), cov[children])  # unseen: the parent's
         split = np.zeros(len(faces), dtype=bool)
-        split[children] = (hit > 0) & (hit < seen) & (_pixel_size(rig, views, tri) > MIN_SPLIT_PIXELS)
+        split[children] = (hit > 0) & (hit < seen) & (_pixel_edges(rig, views, tri).max(axis=(0, 2)) > MIN_SPLIT_PIXELS)
     return vertices, faces, origin, attrs, cov, n_split
 
 
-def _pixel_size(rig: CameraRig, views, tri: np.ndarray) -> np.ndarray:  # [N] longest edge in pixels
+def _pixel_edges(rig: CameraRig, views, tri: np.ndarray) -> np.ndarray:  # [V', N, 3] edge lengths in pixels
     px, _ = world_to_pixels(rig, tri.reshape(-1, 3))  # [V, 3N, 2]
     px = px[views].reshape(len(views), -1, 3, 2)
-    edges = np.linalg.norm(px - np.roll(px, 1, axis=2), axis=-1)  # [V', N, 3]
-    return np.nan_to_num(edges, nan=0.0, posinf=0.0).max(axis=(0, 2))
+    edges = np.linalg.norm(px - np.roll(px, 1, axis=2), axis=-1)
+    return np.nan_to_num(edges, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _sample_coverage(rig, face_id, painted, views, tri, origin):
@@ -250,19 +273,13 @@ def _attach_hidden_pieces(vertices, faces, pieces, hidden_ids, label, unreached,
     over pieces: a labelled hidden piece becomes a surface the others can touch). A piece touching both
     sides goes with the paint it lies behind in the painted views; one touching neither goes with the
     nearer side. In place."""
-    import trimesh
-
     members = {int(p): np.nonzero(pieces == p)[0] for p in hidden_ids}
     points = {p: _piece_points(vertices, faces[f]) for p, f in members.items()}
-    known = ~unreached
     gap = {p: np.full(2, np.inf) for p in members}  # distance to the static [0] and part [1] surfaces
     for side in (0, 1):
-        chosen = np.nonzero(known & (label == bool(side)))[0]
-        if len(chosen) == 0:
-            continue
-        query = trimesh.proximity.ProximityQuery(trimesh.Trimesh(vertices, faces[chosen], process=False))
-        for p, pts in points.items():
-            gap[p][side] = query.on_surface(pts)[1].min()
+        chosen = np.nonzero(~unreached & (label == bool(side)))[0]
+        if len(chosen):
+            _update_gaps(SurfaceDistance(vertices, faces[chosen]), list(members), points, gap, side)
     heap = [(g.min(), p) for p, g in gap.items()]
     heapq.heapify(heap)
     done: set[int] = set()
@@ -272,25 +289,30 @@ def _attach_hidden_pieces(vertices, faces, pieces, hidden_ids, label, unreached,
             continue
         done.add(p)
         touching = gap[p] <= CONTACT_DISTANCE
-        if touching.all():
-            side = int(behind_painted(points[p]) >= 0.5)
-        else:
-            side = int(np.argmin(gap[p]))
+        side = int(behind_painted(points[p]) >= 0.5) if touching.all() else int(np.argmin(gap[p]))
         label[members[p]] = bool(side)
-        piece = trimesh.Trimesh(vertices, faces[members[p]], process=False, validate=False)
-        lo, hi = piece.bounds
-        query = None
-        for q in members:
-            if q in done:
-                continue
-            qlo, qhi = points[q].min(0), points[q].max(0)
-            if np.linalg.norm(np.maximum(0.0, np.maximum(lo - qhi, qlo - hi))) >= gap[q][side]:
-                continue  # this piece cannot be nearer than that side already is
-            query = query or trimesh.proximity.ProximityQuery(piece)
-            dq = query.on_surface(points[q])[1].min()
-            if dq < gap[q][side]:
-                gap[q][side] = dq
-                heapq.heappush(heap, (gap[q].min(), q))
+        corners = vertices[np.unique(faces[members[p]])]
+        lo, hi = corners.min(0), corners.max(0)
+        # only pieces whose boxes come nearer than their current gap on this side can get nearer
+        near = [q for q in members if q not in done and np.linalg.norm(np.maximum(
+            0.0, np.maximum(lo - points[q].max(0), points[q].min(0) - hi))) < gap[q][side]]
+        if not near:
+            continue
+        for q in _update_gaps(SurfaceDistance(vertices, faces[members[p]]), near, points, gap, side):
+            heapq.heappush(heap, (gap[q].min(), q))
+
+
+def _update_gaps(surface: SurfaceDistance, ids: list[int], points: dict, gap: dict, side: int) -> list[int]:
+    """Lower ``gap[q][side]`` to the distance of piece q's points to ``surface`` (one query for all the
+    pieces); returns the pieces that got nearer."""
+    counts = [len(points[q]) for q in ids]
+    distance = surface(np.concatenate([points[q] for q in ids]))
+    nearer = []
+    for q, d in zip(ids, np.split(distance, np.cumsum(counts)[:-1])):
+        if d.min() < gap[q][side]:
+            gap[q][side] = float(d.min())
+            nearer.append(q)
+    return nearer
 
 
 def _behind_painted(rig, render, painted, views):

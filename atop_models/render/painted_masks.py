@@ -14,6 +14,7 @@ from ..types import CameraRig
 
 PAINTED = 0.5  # a pixel counts as painted from this mask value up
 AGREEMENT_IOU = 0.8  # below this intersection-over-union in a view, masks and part are said to disagree
+BRUSH_BAND = 3.0  # pixels this close to a painted edge are not sure: a brush edge is imprecise
 # ComfyUI's Load Image gives this mask for a picture with no transparency (nothing painted yet)
 BLANK_LOAD_IMAGE_SIZE = 64
 
@@ -47,17 +48,40 @@ def masks_per_view(masks: np.ndarray, rig: CameraRig) -> np.ndarray:  # [V, H, W
                      "paint on the views rendered with these cameras")
 
 
-def agreement(painted: np.ndarray, part: np.ndarray) -> np.ndarray:  # [V] IoU, NaN where neither has pixels
-    """Per-view intersection over union of painted masks [V, H, W] and a part's visible pixels [V, H, W]."""
-    a, b = np.asarray(painted) >= PAINTED, np.asarray(part) >= PAINTED
-    inter = (a & b).sum(axis=(1, 2)).astype(np.float64)
-    union = (a | b).sum(axis=(1, 2)).astype(np.float64)
-    return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+def certain_pixels(painted: np.ndarray, band: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels of one painted mask [H, W] (bool) whose side is certain: (painted, unpainted) [H, W] bool.
+
+    A brush edge is imprecise, so pixels within ``band`` pixels of the painted edge are left out, except
+    the innermost pixels of a painted blob too small to have any pixel farther in (a knob painted with a
+    dab keeps its middle)."""
+    from scipy.ndimage import distance_transform_edt, label, maximum
+
+    inside = distance_transform_edt(painted)  # paint: distance to the nearest unpainted pixel
+    outside = distance_transform_edt(~painted)
+    blobs, count = label(painted)
+    core = np.zeros_like(painted)
+    if count:
+        deepest = np.concatenate([[0.0], np.atleast_1d(maximum(inside, blobs, np.arange(1, count + 1)))])
+        core = painted & (inside >= deepest[blobs])
+    return painted & ((inside > band) | core), ~painted & (outside > band)
+
+
+def agreement(painted: np.ndarray, part: np.ndarray, band: float = BRUSH_BAND) -> np.ndarray:  # [V]
+    """Per-view intersection over union of painted masks [V, H, W] and a part's visible pixels [V, H, W],
+    over the pixels whose painted side is certain (``certain_pixels``); NaN where neither has pixels."""
+    out = np.full(len(painted), np.nan)
+    for v, (m, p) in enumerate(zip(np.asarray(painted) >= PAINTED, np.asarray(part) >= PAINTED)):
+        sure_paint, sure_clear = certain_pixels(m, band)
+        inter, union = (sure_paint & p).sum(), (sure_paint | (p & sure_clear)).sum()
+        if union:
+            out[v] = inter / union
+    return out
 
 
 def disagreement(painted: np.ndarray, part: np.ndarray, part_name: str) -> str:
     """A sentence for the user when painted masks and the part's visible pixels disagree in a painted view
-    (empty when they agree). Unpainted views are not compared: they carry no paint to disagree with."""
+    (``agreement`` below ``AGREEMENT_IOU``; empty when they agree). Unpainted views are not compared: they
+    carry no paint to disagree with."""
     painted = np.asarray(painted)
     iou = agreement(painted, part)
     checked = (painted >= PAINTED).any(axis=(1, 2))

@@ -9,15 +9,15 @@ For every revolute, continuous (as revolute) and prismatic joint of the objects 
    gives) on the 4 default views (azimuth 0/90/180/270, elevation 15, ``--resolution`` px) or on the front
    view only (``--views 1``; the other masks stay empty);
 3. PartFromMasks recovers the part; the score is the area-weighted face IoU against the true part (the
-   true part's faces of the shell, with ``--shell``);
+   true part's faces of the shell, with ``--shell``); ``--brush PX`` first grows (or, negative, shrinks)
+   the masks by PX pixels, as a careless (or timid) brush would;
 4. unless ``--no-lift``, the part's true motion is lifted as ``bench lift`` does, once on the true part and
    once on the recovered part of the merged mesh (same video, settings and seed), and both joint errors
    are reported.
 
 A part that no painted view shows at rest cannot be painted: it is listed as not visible and left out of
-the IoU and joint lines. The objects are split once and for all into a tuning split and a frozen validation
-split (an object is in validation when the CRC-32 of its id is divisible by 4); the method's settings were
-chosen on the tuning split only, and the tables report both.
+the IoU and joint lines. ``--split`` takes the benchmarks' frozen split (``splits.py``): PartFromMasks'
+settings were chosen on tuning objects only; the tables report each split on its own line.
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import time
-import zlib
 
 import numpy as np
 
@@ -33,13 +32,8 @@ from ...errors import InputError
 
 log = logging.getLogger("atop")
 
-VALIDATION_MODULUS = 4  # crc32(object id) % this == 0: frozen validation split
 IOU_TARGET = {4: 0.9, 1: 0.8}  # per number of painted views
 JOINT_TARGET_DEG = 1.0  # recovered-part axis error within this of the true part's
-
-
-def split_of(object_id: str) -> str:
-    return "validation" if zlib.crc32(object_id.encode()) % VALIDATION_MODULUS == 0 else "tune"
 
 
 def face_iou(areas: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -48,9 +42,22 @@ def face_iou(areas: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> flo
     return float(areas[predicted & truth].sum()) / union if union > 0 else float("nan")
 
 
-def paint_part(mesh, joint, rig, views: int, shell: bool):
+def brushed(masks: np.ndarray, pixels: int) -> np.ndarray:  # [V, H, W]
+    """Masks grown (``pixels`` > 0) or shrunk (< 0) by a disk of that radius: a careless or timid brush."""
+    from scipy.ndimage import binary_dilation, binary_erosion
+
+    if pixels == 0:
+        return masks
+    r = abs(pixels)
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = xx ** 2 + yy ** 2 <= r * r
+    grow = binary_dilation if pixels > 0 else binary_erosion
+    return np.stack([grow(m >= 0.5, structure=disk) for m in masks]).astype(np.float32)
+
+
+def paint_part(mesh, joint, rig, views: int, shell: bool, brush: int = 0):
     """Steps 1-3 for one joint: returns (merged mesh, its true-part faces [F], PaintedPart or None when no
-    painted view shows the part, painted masks)."""
+    painted view shows the part, painted masks). ``brush`` grows or shrinks the masks (``brushed``)."""
     from ...mesh.merge import merge_parts, outer_shell
     from ...mesh.part_from_masks import part_from_masks
     from ...render.masks import part_masks
@@ -68,12 +75,14 @@ def paint_part(mesh, joint, rig, views: int, shell: bool):
     except InputError:  # the part shows in no view at rest
         masks = np.zeros((rig.num_views, rig.height, rig.width), np.float32)
     masks[views:] = 0.0
+    masks = brushed(masks, brush)
     if not masks.any() or not truth.any():
         return merged, truth, None, masks
     return merged, truth, part_from_masks(merged, rig, masks, "painted"), masks
 
 
-def run_benchmark(objects, *, views: int = 4, shell: bool = False, resolution: int = 256, lift: bool = True,
+def run_benchmark(objects, *, views: int = 4, shell: bool = False, brush: int = 0, resolution: int = 256,
+                  lift: bool = True,
                   lift_settings: dict | None = None, limit: int = 0, verbose: bool = False) -> dict:
     """Rows per joint (see the module docstring) and summaries per split."""
     from ...geometry.cameras import imagedream_rig
@@ -82,6 +91,7 @@ def run_benchmark(objects, *, views: int = 4, shell: bool = False, resolution: i
     from ...mesh.sampling import face_areas
     from .joints import part_size
     from .lift import lift_joint
+    from .splits import split_of
 
     rig = imagedream_rig(num_views=4, resolution=resolution)
     rows, count = [], 0
@@ -91,7 +101,7 @@ def run_benchmark(objects, *, views: int = 4, shell: bool = False, resolution: i
                 break
             count += 1
             t0 = time.perf_counter()
-            merged, truth, painted, masks = paint_part(mesh, mj, rig, views, shell)
+            merged, truth, painted, masks = paint_part(mesh, mj, rig, views, shell, brush)
             row = {"object": oid, "category": cat, "part": gt.child, "split": split_of(oid),
                    "visible": painted is not None, "part_size_norm": part_size(mesh, mj),
                    "painted_pixels": int((masks >= 0.5).sum())}
@@ -103,16 +113,17 @@ def run_benchmark(objects, *, views: int = 4, shell: bool = False, resolution: i
                 if lift:
                     diag = mesh.bbox_diagonal
                     for key, target in (("true", with_new_part(merged, truth, "painted")), ("recovered", painted.mesh)):
-                        pred, result, seconds, _ = lift_joint(mesh, mj, lift_mesh=target, part="painted",
-                                                              **(lift_settings or {}))
+                        pred, result, seconds = lift_joint(mesh, mj, lift_mesh=target, part="painted",
+                                                           **(lift_settings or {}))[:3]
                         row[key] = dict(joint_errors(pred, gt, diag), seconds=seconds, uncertain=result.uncertain)
             rows.append(row)
             if verbose:
                 print(_row_line(row), flush=True)
         if limit and count >= limit:
             break
+    splits = [s for s in ("tuning", "validation") if any(r["split"] == s for r in rows)]
     return {"joints": rows, "summary": {s: summary([r for r in rows if s == "all" or r["split"] == s], views)
-                                        for s in ("tune", "validation", "all")}}
+                                        for s in splits + ["all"] * (len(splits) != 1)}}
 
 
 def summary(rows: list[dict], views: int) -> dict:
@@ -177,9 +188,10 @@ def run(args) -> int:
     t0 = time.perf_counter()
     lift_settings = dict(frames=args.frames, iterations=args.iterations, resolution=args.lift_resolution,
                          num_gaussians=args.gaussians, seed=args.seed)
-    result = run_benchmark(benchmark_objects(args), views=args.views, shell=args.shell, resolution=args.resolution,
+    result = run_benchmark(benchmark_objects(args), views=args.views, shell=args.shell, brush=args.brush,
+                           resolution=args.resolution,
                            lift=not args.no_lift, lift_settings=lift_settings, limit=args.limit, verbose=args.verbose)
-    what = "outer shells" if args.shell else "merged meshes"
+    what = ("outer shells" if args.shell else "merged meshes") + (f", brush {args.brush:+d} px" if args.brush else "")
     lifted = "" if args.no_lift else (f"; lift {args.lift_resolution} px, {args.iterations} iterations, "
                                       f"{args.frames} frames")
     print_table(result, f"parts from painted masks ({what}, {args.views} painted view(s) of {args.resolution} px"
@@ -196,12 +208,17 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
+    from .joints import add_split_argument
+
     p = subparsers.add_parser("paint", help="parts from painted masks on merged meshes: face IoU and joint error")
     p.add_argument("--data", default="", help="folder of object folders with manifest.json")
     p.add_argument("--procedural", type=int, default=0, help="use N procedural objects instead of --data")
+    add_split_argument(p)
     p.add_argument("--views", type=int, default=4, help="painted views: 4 (all) or 1 (the front view)")
     p.add_argument("--shell", action="store_true", help="recover parts on the objects' outer shells")
     p.add_argument("--resolution", type=int, default=256, help="size of the painted views in pixels")
+    p.add_argument("--brush", type=int, default=0,
+                   help="grow (>0) or shrink (<0) the painted masks by this many pixels: imprecise painting")
     p.add_argument("--no-lift", action="store_true", help="measure the IoU only (no joint lifts)")
     p.add_argument("--lift-resolution", type=int, default=64, help="working resolution of the lifts")
     p.add_argument("--iterations", type=int, default=300, help="lift iterations per joint")
