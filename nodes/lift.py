@@ -1,15 +1,21 @@
 """Lift node: per-frame 3D Gaussians fitted to a multi-view motion (score distillation or a given video)."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
 from ..atop_models.errors import InputError
 from ..atop_models.geometry.joint_search import JOINT_TYPE_CHOICES
+from ..atop_models.lift.gaussians import moving_parts_for
 from ..atop_models.lift.guidance import ModelNoisePredictor, SDSGuidance, VideoGuidance
 from ..atop_models.lift.lift import lift_gaussians
+from ..atop_models.render.painted_masks import part_disagreement
 from ._comfy import images_to_comfy, io, progress_callback, soft_empty_cache, torch_device, user_errors
 from .types import CamerasType, MVModelType, MVVideoType, PartMeshType, PointSequenceType
+
+log = logging.getLogger("atop")
 
 
 class GaussianSDSLift(io.ComfyNode):
@@ -68,7 +74,8 @@ class GaussianSDSLift(io.ComfyNode):
                 io.Image.Output(display_name="previews", tooltip="Final renders per frame, views side by side "
                                                                   "(video guidance: above the target)."),
                 io.Custom("LOSS_MAP").Output(display_name="loss_map", tooltip="Loss per iteration."),
-                io.String.Output(display_name="info", tooltip="Rasteriser used and notes."),
+                io.String.Output(display_name="info", tooltip="Rasteriser used and notes; a warning when the "
+                                                              "video's part masks and the mesh's part disagree."),
             ],
         )
 
@@ -97,13 +104,17 @@ class GaussianSDSLift(io.ComfyNode):
                                                     video.part_masks, video.num_frames)
                     guide = SDSGuidance(predictor, guidance_scale=guidance_scale, t_min=t_min, t_max=t_max,
                                         seed=seed)
+                note = "" if video is None or video.part_masks is None else part_disagreement(
+                    mesh, moving_parts_for(mesh, part_name), cameras, video.part_masks)
+                if note:
+                    log.warning("GaussianSDSLift: %s", note)
                 result = lift_gaussians(mesh, part_name, cameras, guide, iterations=iterations,
                                         learning_rate=learning_rate, num_gaussians=num_gaussians, motion=motion,
                                         joint_type=joint_type, seed=seed, backend=backend, device=device,
                                         on_step=progress_callback(iterations))
         soft_empty_cache()
         losses = [float(x) for x in result.losses if np.isfinite(x)]  # skipped steps are NaN
-        info = f"{result.info}; {result.seconds:.1f} s"
+        info = f"{result.info}; {result.seconds:.1f} s" + (f"\nWARNING: {note}" if note else "")
         return io.NodeOutput(result.sequence, images_to_comfy(np.asarray(result.previews)), {"loss": losses}, info)
 
 

@@ -5,6 +5,7 @@ import torch
 
 from ..atop_models.diffusion.sampler import sample_video, video_grid
 from ..atop_models.errors import InputError
+from ..atop_models.render.painted_masks import masks_per_view
 from ._comfy import comfy_to_images, images_to_comfy, io, progress_callback, soft_empty_cache, user_errors
 from .types import CamerasType, MVModelType, MVVideoType
 
@@ -24,7 +25,9 @@ class MultiViewMotionSample(io.ComfyNode):
                 io.Image.Input("views", tooltip="Rest-state views, one per camera (ATOP Mesh Multi-View Render)."),
                 CamerasType.Input("cameras", tooltip="The cameras of the views."),
                 io.Mask.Input("part_masks", tooltip="Visible pixels of the moving part in each view "
-                                                    "(ATOP Part Mask Render): where the motion happens."),
+                                                    "(ATOP Part Mask Render, or ATOP Part From Masks' part_masks), "
+                                                    "or a mask painted over the views side by side: where the "
+                                                    "motion happens."),
                 io.String.Input("prompt", default="the door of the cabinet is being opened", multiline=True,
                                 tooltip="What moves and how, e.g. 'the left door of the fridge is being opened'."),
                 io.String.Input("negative_prompt", default="", multiline=True,
@@ -50,15 +53,14 @@ class MultiViewMotionSample(io.ComfyNode):
                 eta, seed) -> io.NodeOutput:
         with user_errors("MultiViewMotionSample"):
             images = comfy_to_images(views)
-            masks = part_masks.detach().cpu().float().numpy()
-            if masks.ndim == 2:
-                masks = masks[None]
             if not prompt.strip():
                 raise InputError("the prompt is empty; describe the motion, e.g. 'the door of the cabinet is "
                                  "being opened'")
-            if images.shape[0] != cameras.num_views or masks.shape[0] != cameras.num_views:
-                raise InputError(f"{images.shape[0]} views, {masks.shape[0]} masks and {cameras.num_views} cameras; "
-                                 "render views and masks with the same cameras")
+            if images.shape[0] != cameras.num_views:
+                raise InputError(f"{images.shape[0]} views and {cameras.num_views} cameras; render the views with "
+                                 "these cameras")
+            # rendered or painted: one mask per view, or one painted over the views side by side
+            masks = masks_per_view(part_masks.detach().cpu().float().numpy(), cameras)
             bundle = model.load("unet", "vae", "text_encoder", "image_encoder")
             if not bundle.unet.is_inflated:
                 raise InputError("the model has no motion module; load it with ATOP Load Inflated ImageDream")

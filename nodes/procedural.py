@@ -12,7 +12,8 @@ from ..atop_models.errors import InputError
 from ..atop_models.mesh.procedural import CATEGORIES, describe, make_object
 from ..atop_models.training.clips import render_reference_clip, write_clip
 from ._comfy import images_to_comfy, io, output_directory, user_errors
-from .types import PartMeshType
+from ._joints import joint_moving
+from .types import JointType, PartMeshType
 
 CLIPS_SUBFOLDER = "atop_clips"
 
@@ -78,7 +79,8 @@ class RenderReferenceMotion(io.ComfyNode):
             inputs=[
                 PartMeshType.Input("mesh", tooltip="Mesh with ground-truth joints (ATOP Procedural Object, or a "
                                    "URDF / PartNet-Mobility object from ATOP Load Part Mesh)."),
-                io.String.Input("part_name", default="door", tooltip="The moving part (must have a joint)."),
+                io.String.Input("part_name", default="door", tooltip="The moving part (it must have a joint, or "
+                                                                     "connect one)."),
                 io.String.Input("prompt", default="", multiline=False,
                                 tooltip="Motion prompt stored with the clip; empty = a generated one such as "
                                         "'the door of the cabinet is being opened'."),
@@ -93,6 +95,9 @@ class RenderReferenceMotion(io.ComfyNode):
                 io.String.Input("dataset_name", default="reference",
                                 tooltip="Clips are saved under ComfyUI's output folder in atop_clips/<dataset_name>/, "
                                         "one numbered sub-folder per run."),
+                JointType.Input("joint", optional=True,
+                                tooltip="Move the part by this joint instead of the mesh's ground-truth one: an "
+                                        "estimated joint, e.g. for a part painted with ATOP Part From Masks."),
             ],
             outputs=[
                 io.Image.Output(display_name="frames", tooltip="All frames, view-major: index = view * num_frames + "
@@ -105,10 +110,13 @@ class RenderReferenceMotion(io.ComfyNode):
 
     @classmethod
     def execute(cls, mesh, part_name: str, prompt: str = "", num_frames: int = 10, fraction: float = 1.0,
-                elevation: float = 15.0, resolution: int = 256, dataset_name: str = "reference") -> io.NodeOutput:
+                elevation: float = 15.0, resolution: int = 256, dataset_name: str = "reference",
+                joint=None) -> io.NodeOutput:
         with user_errors("RenderReferenceMotion"):
-            clip = render_reference_clip(mesh, part_name, num_frames=num_frames, fraction=fraction, prompt=prompt,
-                                         resolution=resolution, elevation_deg=elevation)
+            part = mesh.part_names[mesh.part_index(part_name)]
+            clip = render_reference_clip(mesh, part, num_frames=num_frames, fraction=fraction, prompt=prompt,
+                                         resolution=resolution, elevation_deg=elevation,
+                                         joint=None if joint is None else joint_moving(joint, part))
             dataset = os.path.join(output_directory(), CLIPS_SUBFOLDER, _safe_name(dataset_name))
             stem = _safe_name(f"{mesh.name}_{clip.part}")
             folder = str(write_clip(clip, _next_clip_folder(dataset, stem)))

@@ -7,10 +7,12 @@ hears when the two disagree.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..errors import InputError
-from ..types import CameraRig
+from ..types import CameraRig, PartMesh
 
 PAINTED = 0.5  # a pixel counts as painted from this mask value up
 AGREEMENT_IOU = 0.8  # below this intersection-over-union in a view, masks and part are said to disagree
@@ -92,3 +94,18 @@ def disagreement(painted: np.ndarray, part: np.ndarray, part_name: str) -> str:
     return (f"the masks and part '{part_name}' disagree: they overlap by less than {AGREEMENT_IOU:.0%} "
             f"(intersection over union) in {views}; check that the masks show this part, on views rendered "
             "with these cameras")
+
+
+def part_disagreement(mesh: PartMesh, part_names: list[str], rig: CameraRig, masks: np.ndarray) -> str:
+    """``disagreement`` of masks [V, H, W] (painted or taken from elsewhere, e.g. a motion video's) with the
+    visible pixels of ``part_names`` rendered from ``rig`` at the masks' size ("" when they agree)."""
+    from .raycast import render_views
+
+    masks = np.asarray(masks)
+    if masks.ndim != 3 or masks.shape[0] != rig.num_views:
+        return (f"the {masks.shape[0] if masks.ndim == 3 else 'given'} masks do not match the {rig.num_views} "
+                "cameras, so they cannot show the part")
+    face_id = render_views(mesh, replace(rig, width=masks.shape[2], height=masks.shape[1])).face_id
+    wanted = np.isin(mesh.face_part, [mesh.part_index(p) for p in part_names])
+    visible = (face_id >= 0) & wanted[np.maximum(face_id, 0)]
+    return disagreement(masks, visible, ", ".join(part_names))

@@ -115,15 +115,16 @@ def _fit_rig(poses: list[np.ndarray], resolution: int, elevation_deg: float) -> 
 
 def render_reference_clip(mesh: PartMesh, part: str, *, num_frames: int = 10, fraction: float = 1.0,
                           rig: CameraRig | None = None, prompt: str | None = None, resolution: int = 256,
-                          elevation_deg: float = DEFAULT_ELEVATION) -> ReferenceClip:
-    """Render ``part`` opening along its ground-truth joint: joint values evenly from rest (0) to
-    ``fraction`` of the opening range, from every camera of ``rig``. ``rig=None`` uses ImageDream's rig
-    (4 views, ``elevation_deg``, ``resolution``) at the default distance, moved back only when the moving
-    part would leave the images. An empty ``prompt`` uses ``default_prompt``."""
+                          elevation_deg: float = DEFAULT_ELEVATION, joint: Joint | None = None) -> ReferenceClip:
+    """Render ``part`` opening along its ground-truth joint (or ``joint``, e.g. an estimated one for a part
+    painted with PartFromMasks): joint values evenly from rest (0) to ``fraction`` of the opening range,
+    from every camera of ``rig``. ``rig=None`` uses ImageDream's rig (4 views, ``elevation_deg``,
+    ``resolution``) at the default distance, moved back only when the moving part would leave the images.
+    An empty ``prompt`` uses ``default_prompt``."""
     from ..mesh.procedural import default_prompt
 
     part = mesh.part_names[mesh.part_index(part)]
-    joint = governing_joint(mesh, part)
+    joint = governing_joint(mesh, part) if joint is None else joint.replace(child=part)
     if joint is None:
         moving = [j.child for j in mesh.joints]
         raise InputError(f"part '{part}' has no joint (it does not move); articulated parts: "
@@ -135,7 +136,8 @@ def render_reference_clip(mesh: PartMesh, part: str, *, num_frames: int = 10, fr
         raise InputError(f"a clip needs at least 2 frames, got {num_frames}")
     values = opening_values(joint, int(num_frames), float(fraction))  # [F]
     if rig is None:
-        poses = [posed_vertices(mesh, {joint.child: float(v)}) for v in values]
+        joints = [joint] + [j for j in mesh.joints if j.child != joint.child]
+        poses = [posed_vertices(mesh, {joint.child: float(v)}, joints) for v in values]
         rig = _fit_rig(poses, int(resolution), float(elevation_deg))
     if rig.width != rig.height:
         raise InputError(f"reference clips are square; the camera rig is {rig.width}x{rig.height}")

@@ -46,9 +46,21 @@ def test_sample_shapes_and_seed(node_classes, setup):
     assert video.prompt == "the door is being opened" and video.part_masks.shape == (4, 64, 64)
 
 
+def test_a_mask_painted_over_the_views_side_by_side_works_as_the_rendered_ones(node_classes, setup):
+    handle, views, cameras, masks = setup
+    sheet = torch.cat(list(masks), dim=1)[None]  # [1, 64, 4 * 64]: Load Image's mask of a painted sheet
+    video, _ = sample(node_classes, setup, part_masks=sheet)
+    rendered, _ = sample(node_classes, setup)
+    np.testing.assert_array_equal(video.part_masks, rendered.part_masks)
+    np.testing.assert_array_equal(video.latents, rendered.latents)
+
+
 def test_mismatched_views_and_masks(node_classes, setup):
     handle, views, cameras, masks = setup
-    with pytest.raises(ValueError, match=r"^ATOP MultiViewMotionSample: 4 views, 2 masks and 4 cameras"):
+    with pytest.raises(ValueError, match=r"^ATOP MultiViewMotionSample: the masks have shape \[2, 64, 64\] but the 4 "
+                                         r"cameras see 64x64 px: expected \[4, 64, 64\]"):
         sample(node_classes, setup, part_masks=masks[:2])
+    with pytest.raises(ValueError, match=r"^ATOP MultiViewMotionSample: 3 views and 4 cameras"):
+        sample(node_classes, setup, views=views[:3])
     with pytest.raises(ValueError, match=r"^ATOP MultiViewMotionSample: the prompt is empty"):
         sample(node_classes, setup, prompt="  ")
