@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+NOTE_TYPES = ("Note", "MarkdownNote")  # frontend-only nodes
 
 
 def _ordered_inputs(info: dict) -> list[tuple[str, Any, dict]]:
@@ -43,7 +44,7 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
     links = {link[0]: link for link in ui.get("links", [])}
     prompt = {}
     for node in ui["nodes"]:
-        if node.get("mode", 0) != 0:
+        if node.get("mode", 0) != 0 or node["type"] in NOTE_TYPES:  # the page leaves notes out too
             continue
         class_type = node["type"]
         if class_type not in object_info:
@@ -98,7 +99,8 @@ def api_to_ui(prompt: dict, object_info: dict, *, columns: int = 4, title: str |
             linked = isinstance(value, list) and len(value) == 2
             if is_widget(io_type):
                 choices = io_type if isinstance(io_type, list) else options.get("options") or [None]
-                default = options.get("default", choices[0] if io_type == "COMBO" or isinstance(io_type, list) else None)
+                first = choices[0] if choices else None  # a file list may be empty (Load Image's input folder)
+                default = options.get("default", first if io_type == "COMBO" or isinstance(io_type, list) else None)
                 widgets.append(None if linked else value if name in node["inputs"] else default)
                 if has_seed_control(name, io_type, options):
                     widgets.append("fixed")

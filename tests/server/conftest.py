@@ -23,10 +23,34 @@ def make_tiny_models(models_root) -> None:
 def write_sample_mesh(input_dir) -> None:
     sys.path.insert(0, str(ROOT))
     from atop_models.export.glb import write_glb
+    from atop_models.mesh.merge import outer_shell
     from atop_models.mesh.procedural import make_object
 
     (input_dir / "3d").mkdir(parents=True, exist_ok=True)
-    write_glb(make_object("cabinet", 0), input_dir / "3d" / "atop_sample_cabinet.glb")
+    cabinet = make_object("cabinet", 0)
+    write_glb(cabinet, input_dir / "3d" / "atop_sample_cabinet.glb")
+    write_glb(outer_shell(cabinet)[0], input_dir / "3d" / "atop_sample_cabinet_shell.glb")
+    write_painted_sheet(input_dir / "atop_paint_example.png", 64)
+
+
+def write_painted_sheet(path, resolution: int) -> None:
+    """The sample cabinet's views side by side (Mesh Multi-View Render's defaults at ``resolution``) as an
+    RGBA PNG whose door is erased to transparency: what painting the door in ComfyUI's mask editor saves."""
+    import numpy as np
+    from PIL import Image
+
+    from atop_models.geometry.cameras import imagedream_rig
+    from atop_models.mesh.procedural import make_object
+    from atop_models.render.masks import part_masks
+    from atop_models.render.painted_masks import side_by_side
+    from atop_models.render.raycast import render_views
+
+    cabinet = make_object("cabinet", 0)
+    render = render_views(cabinet, imagedream_rig(resolution=resolution))
+    rgb = side_by_side(render.rgb)[0]
+    alpha = 1.0 - side_by_side(part_masks(cabinet, render, "door"))[0]
+    rgba = np.concatenate([rgb, alpha[..., None]], axis=-1)
+    Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(path)
 
 
 @pytest.fixture(scope="session")

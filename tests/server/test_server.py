@@ -58,6 +58,7 @@ TINY_SETTINGS = {
     "MotionModuleFinetune": {"steps": 3, "checkpoint_every": 2},
     "GaussianSDSLift": {"iterations": 8, "num_gaussians": 300, "resolution": 32},
     "GroundTruthPointSequence": {"num_frames": 4},
+    "LoadImage": {"image": "atop_paint_example.png"},  # the door painted on the 64 px views (conftest)
 }
 
 
