@@ -1,7 +1,7 @@
 """``python -m atop_models demo --out DIR``: the README's main job.
 
 Runs the articulation pipeline on the bundled sample (a procedural cabinet, written to DIR/sample as GLB and
-URDF): rest-state views, part masks, a reference clip, the part's motion, Gaussians lifted from it, the joint
+URDF, and as one mesh without parts, its outer shell, to paint in atop_paint_part): rest-state views, part masks, a reference clip, the part's motion, Gaussians lifted from it, the joint
 by OBB axis search compared with the ground truth, a URDF folder, an animated GLB, a PNG contact sheet and a
 summary. With ImageDream weights and a fine-tuned motion module (--model/--motion-module) the motion is
 sampled from the text prompt; without them the sample's reference motion is lifted instead, and the output
@@ -45,6 +45,7 @@ def run(args) -> int:
     from ..export.glb import write_glb
     from ..export.urdf import write_urdf
     from ..geometry.metrics import joint_errors
+    from ..mesh.merge import outer_shell
     from ..mesh.procedural import default_prompt, make_object
     from ..pipeline import ArticulateConfig, articulate
     from ..render.overlay import axis_overlay
@@ -60,8 +61,9 @@ def run(args) -> int:
     gt = mesh.joint_for_part(part)
     log.info("sample: procedural %s (seed %d), part '%s', prompt: %s", args.category, args.seed, part, prompt)
 
-    # The bundled sample, as a user would load it.
+    # The bundled sample, as a user would load it; and as one mesh without parts, to paint (atop_paint_part).
     write_glb(mesh, out / "sample" / f"{args.category}.glb")
+    write_glb(outer_shell(mesh)[0], out / "sample" / f"{args.category}_shell.glb")
     write_urdf(mesh, mesh.joints, out / "sample" / "urdf", robot_name=args.category)
     config = ArticulateConfig(num_frames=args.frames, lift_iterations=args.iterations, seed=args.seed,
                               num_gaussians=args.gaussians, resolution=args.resolution)
@@ -113,7 +115,8 @@ def run(args) -> int:
         "lift": {"backend": result.lift.backend, "info": result.lift.info,
                  "final_loss": float(np.nanmean(result.lift.losses[-10:]))},
         "files": {"urdf": str(urdf), "animated_glb": str(glb), "contact_sheet": str(sheet),
-                  "reference_clip": str(clip_dir), "sample_glb": str(out / "sample" / f"{args.category}.glb")},
+                  "reference_clip": str(clip_dir), "sample_glb": str(out / "sample" / f"{args.category}.glb"),
+                  "sample_shell_glb": str(out / "sample" / f"{args.category}_shell.glb")},
         "seconds": {**{k: round(v, 2) for k, v in result.timings.items()},
                     "total": round(time.perf_counter() - started, 2)},
     }

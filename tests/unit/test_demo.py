@@ -26,7 +26,7 @@ def test_demo_writes_every_output(tmp_path):
     assert summary["motion_source"] == "reference motion (ground truth)"
     assert summary["estimated_joint"]["type"] in ("revolute", "prismatic")
     assert summary["errors"]["axis_err_deg"] >= 0.0
-    for key in ("urdf", "animated_glb", "contact_sheet", "sample_glb"):
+    for key in ("urdf", "animated_glb", "contact_sheet", "sample_glb", "sample_shell_glb"):
         assert Path(summary["files"][key]).exists(), key
     robot = yourdfpy.URDF.load(summary["files"]["urdf"])
     assert [j.type for j in robot.robot.joints if j.type != "fixed"] == [summary["estimated_joint"]["type"]]
