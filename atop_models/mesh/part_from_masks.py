@@ -186,40 +186,41 @@ def _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden) 
 
 def _refine_boundary(mesh, rig, face_id, painted, views, visible, hits, levels):
     """Split faces crossing the painted edge until about a pixel across (method step 2). ``visible`` [F]
-    counts each face's certain pixels over the painted views, ``hits`` [F] its certainly painted ones. Returns vertices, faces,
-    origin (input face of each face), attributes, coverage per face (NaN where no painted view sees it) and
-    the number of input faces that were split."""
+    counts each face's voting pixels over the painted views, ``hits`` [F] its painted ones. Returns
+    vertices, faces, origin (input face of each face), attributes, coverage per face (NaN where no painted
+    view sees it) and the number of input faces that were split."""
     vertices, faces = mesh.vertices, mesh.faces
     origin = np.arange(len(faces))
     cov = np.where(visible > 0, hits / np.maximum(visible, 1), np.nan)
     attrs = {"uv": mesh.uv, "vertex_colors": mesh.vertex_colors}
-    # a face with certain paint and certain clear pixels is crossed by the painted edge
-    split = (hits > 0) & (hits < visible) & (_pixel_edges(rig, views, vertices[faces]).max(axis=(0, 2))
-                                            > MIN_SPLIT_PIXELS)
-    n_split = int(split.sum())
+    # a face with voting pixels on both sides is crossed by the painted edge
+    split = (hits > 0) & (hits < visible) & (_pixel_size(rig, views, vertices[faces]) > MIN_SPLIT_PIXELS)
+    n_split = 0
     for level in range(levels):
-        if not split.any():
+        count = int(split.sum())
+        if count == 0:
             break
-        if len(faces) + 3 * int(split.sum()) > MAX_FACES:
+        if len(faces) + 3 * count > MAX_FACES:
             log.warning("PartFromMasks: boundary refinement stopped at level %d (the mesh would pass %d faces)",
                         level, MAX_FACES)
             break
+        n_split = n_split or count
         vertices, faces, parent, attrs = subdivide(vertices, faces, split, attrs)
         origin, cov = origin[parent], cov[parent]
-        children = np.arange(len(faces)) >= len(faces) - 4 * int(split.sum())
+        children = np.arange(len(faces)) >= len(faces) - 4 * count
         tri = vertices[faces[children]]
         seen, hit = _sample_coverage(rig, face_id, painted, views, tri, origin[children])
         cov[children] = np.where(seen > 0, hit / np.maximum(seen, 1), cov[children])  # unseen: the parent's
         split = np.zeros(len(faces), dtype=bool)
-        split[children] = (hit > 0) & (hit < seen) & (_pixel_edges(rig, views, tri).max(axis=(0, 2)) > MIN_SPLIT_PIXELS)
+        split[children] = (hit > 0) & (hit < seen) & (_pixel_size(rig, views, tri) > MIN_SPLIT_PIXELS)
     return vertices, faces, origin, attrs, cov, n_split
 
 
-def _pixel_edges(rig: CameraRig, views, tri: np.ndarray) -> np.ndarray:  # [V', N, 3] edge lengths in pixels
+def _pixel_size(rig: CameraRig, views, tri: np.ndarray) -> np.ndarray:  # [N] longest edge in pixels
     px, _ = world_to_pixels(rig, tri.reshape(-1, 3))  # [V, 3N, 2]
     px = px[views].reshape(len(views), -1, 3, 2)
-    edges = np.linalg.norm(px - np.roll(px, 1, axis=2), axis=-1)
-    return np.nan_to_num(edges, nan=0.0, posinf=0.0, neginf=0.0)
+    edges = np.nan_to_num(np.linalg.norm(px - np.roll(px, 1, axis=2), axis=-1), nan=0.0, posinf=0.0, neginf=0.0)
+    return edges.max(axis=(0, 2))
 
 
 def _sample_coverage(rig, face_id, painted, views, tri, origin):

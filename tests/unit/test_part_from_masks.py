@@ -94,7 +94,7 @@ def test_a_large_face_is_cut_along_the_paint():
     # UVs and looks are kept: the subdivided mesh renders as the original did
     assert np.abs(render_views(result.mesh, RIG).rgb - render_views(mesh, RIG).rgb).max() < 1e-5
     whole = part_from_masks(mesh, RIG, masks, "left", refine_levels=0)
-    assert len(whole.mesh.faces) == 12 and whole.stats["split_faces"] == 2
+    assert len(whole.mesh.faces) == 12 and whole.stats["split_faces"] == 0
 
 
 def test_careless_paint_on_an_edge_on_view_snaps_to_the_mesh_edges():

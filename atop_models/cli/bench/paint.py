@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 
 import numpy as np
 
 from ...errors import InputError
+from ...files import write_bytes_atomic
 
 log = logging.getLogger("atop")
 
@@ -212,10 +212,8 @@ def run(args) -> int:
     print(f"total {time.perf_counter() - t0:.0f} s")
     if args.json:
         out = dict(result, settings={k: v for k, v in vars(args).items() if k != "func"})
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(out, fh, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-        os.replace(tmp, args.json)
+        text = json.dumps(out, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+        write_bytes_atomic(args.json, text.encode())
     return 0
 
 
