@@ -395,9 +395,9 @@ def _info(name: str, s: dict, hidden: str, levels: int, warning: str) -> str:
              f"surface), painted on view(s) {', '.join(map(str, s['painted_views']))}"]
     if s["surface_faces"] or s["hidden_pieces"]:
         piece = ("attached to the nearest surface" if hidden == "attach" else "kept static")
-        lines.append(f"faces no painted view sees: {s['surface_faces']} took their neighbours' side along the "
-                     f"surface; {s['hidden_pieces']} hidden piece(s) {piece} ({s['attached_faces']} faces joined "
-                     "the part)")
+        lines.append(f"faces without a voting pixel (hidden, smaller than a pixel, or along the painted edge): "
+                     f"{s['surface_faces']} took their neighbours' side along the surface; {s['hidden_pieces']} "
+                     f"hidden piece(s) {piece} ({s['attached_faces']} faces joined the part)")
     if s["split_faces"]:
         lines.append(f"{s['split_faces']} face(s) crossing the painted edge were subdivided (up to {levels} levels); "
                      f"the mesh went from {s['faces_in']} to {s['faces_out']} faces")
