@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..atop_models.mesh.part_from_masks import HIDDEN_CHOICES, part_from_masks
+from ..atop_models.mesh.part_from_masks import BLANK_VIEW_CHOICES, HIDDEN_CHOICES, part_from_masks
 from ..atop_models.render.painted_masks import masks_per_view, side_by_side
 from ._comfy import comfy_to_images, images_to_comfy, io, user_errors
 from .types import CamerasType, PartMeshType
@@ -61,6 +61,11 @@ class PartFromMasks(io.ComfyNode):
                                tooltip="Pieces no painted view sees at all (a drawer's box, shelves inside): "
                                        "attach = they go with the surface they touch (the painted side when "
                                        "they touch both and lie behind the paint); static = they stay."),
+                io.Combo.Input("blank_views", options=list(BLANK_VIEW_CHOICES), default="unknown",
+                               tooltip="What a view left blank means: unknown = it says nothing (paint one view, "
+                                       "the rest follows); no part = the part is not in that view (on a "
+                                       "one-piece mesh painted in one view, keeps the sides behind the part "
+                                       "out of it)."),
             ],
             outputs=[
                 PartMeshType.Output(display_name="mesh", tooltip="The mesh with the new part; the rest keeps its "
@@ -78,11 +83,11 @@ class PartFromMasks(io.ComfyNode):
 
     @classmethod
     def execute(cls, mesh, cameras, masks, part_name="part", coverage=0.5, refine_levels=6,
-                hidden="attach") -> io.NodeOutput:
+                hidden="attach", blank_views="unknown") -> io.NodeOutput:
         with user_errors("PartFromMasks"):
             per_view = masks_per_view(masks.detach().cpu().float().numpy(), cameras)
             result = part_from_masks(mesh, cameras, per_view, part_name, coverage=coverage,
-                                     refine_levels=refine_levels, hidden=hidden)
+                                     refine_levels=refine_levels, hidden=hidden, blank_views=blank_views)
         return io.NodeOutput(result.mesh, torch.from_numpy(np.ascontiguousarray(result.part_masks)),
                              images_to_comfy(result.preview), result.info, result.part_name)
 

@@ -73,3 +73,39 @@ def outer_shell(mesh: PartMesh) -> tuple[PartMesh, np.ndarray]:
     """The merged outer shell (``merge_parts`` of ``outer_faces``) and its source faces [K]."""
     faces = outer_faces(mesh)
     return merge_parts(mesh, faces), faces
+
+
+def voxel_surface(mesh: PartMesh, pitch: float, seed: int = 0) -> tuple[PartMesh, np.ndarray]:
+    """The object as a generator outputs it: one blocky closed surface, the boundary of its filled voxels of
+    side ``pitch`` (gaps narrower than that fused, interiors gone, faces unrelated to the source's). Returns
+    the surface (one part, no joints, plain colour) and, per face, the source face nearest its centroid."""
+    from scipy.ndimage import binary_fill_holes
+    from scipy.spatial import cKDTree
+
+    from .sampling import face_areas, sample_surface
+
+    area = float(face_areas(mesh.vertices, mesh.faces).sum())
+    samples, owner = sample_surface(mesh, mesh.part_names, int(np.ceil(9 * area / pitch ** 2)), seed=seed)
+    lo = mesh.vertices.min(axis=0) - 1.5 * pitch  # one empty cell of margin on every side
+    cells = np.floor((np.concatenate([samples, mesh.vertices]) - lo) / pitch).astype(np.int64)
+    filled = np.zeros(cells.max(axis=0) + 2, dtype=bool)
+    filled[tuple(cells.T)] = True
+    filled = binary_fill_holes(filled)
+    cells = np.argwhere(filled)
+    quads = []
+    for axis in range(3):
+        a, b = np.eye(3, dtype=np.int64)[[(axis + 1) % 3, (axis + 2) % 3]]
+        for sign in (-1, 1):
+            step = np.eye(3, dtype=np.int64)[axis] * sign
+            out = cells[~filled[tuple((cells + step).T)]]  # cells whose neighbour that way is empty
+            base = out + (step > 0) * np.eye(3, dtype=np.int64)[axis]  # the shared face's lowest corner
+            quad = np.stack([base, base + a, base + a + b, base + b], axis=1)  # counter-clockwise seen from +axis
+            quads.append(quad if sign > 0 else quad[:, ::-1])
+    corners, index = np.unique(np.concatenate(quads).reshape(-1, 3), axis=0, return_inverse=True)
+    q = index.reshape(-1, 4)
+    faces = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]])
+    vertices = lo + corners * pitch
+    surface = PartMesh(vertices=vertices, faces=faces, face_part=np.zeros(len(faces), np.int64),
+                       part_names=[MERGED_PART], name=mesh.name, category=mesh.category)
+    _, nearest = cKDTree(samples).query(vertices[faces].mean(axis=1))
+    return surface, owner[nearest]

@@ -5,7 +5,8 @@ Method
 ------
 1. **Seen faces vote with their pixels.** The mesh is ray-cast from the cameras the masks were painted on,
    so every pixel names the face it shows. Only views with paint count ("painted views"): an empty mask
-   says nothing, so a part painted in one view only, or not painted where it is hidden, is fine. A brush
+   says nothing, so a part painted in one view only, or not painted where it is hidden, is fine
+   (``blank_views="no part"`` makes an empty view say "the part is not here" instead). A brush
    edge is imprecise, so pixels within ``BRUSH_BAND`` of the painted edge do not vote (but the middle of a
    dab too small to have pixels that far in does: a knob), unless a face has no other pixels (a thin strip
    along the edge then goes by what was painted on it). A face's coverage is the share of its voting
@@ -44,9 +45,13 @@ Method
    kept.
 
 A single connected shell with no interior (generated meshes) is handled by steps 1-3: the cut is made by
-step 2, and hidden crevices by step 3. Errors: masks of the wrong shape, all empty, paint that selects no
-face, paint that takes the whole object (no static part would remain), an empty or existing part name.
-Nothing is changed in the input mesh.
+step 2, and hidden crevices by step 3. Its limit: on one fused shell painted in a single view where the
+part hides everything behind it (a cabinet door filling the front view), the unseen sides are nearer,
+along the surface, to the painted door than to anything seen unpainted, and join it. Paint a view that
+shows them with ``blank_views="no part"``, or a second view.
+
+Errors: masks of the wrong shape, all empty, paint that selects no face, paint that takes the whole object
+(no static part would remain), an empty or existing part name. Nothing is changed in the input mesh.
 """
 from __future__ import annotations
 
@@ -69,6 +74,7 @@ from .topology import connected_pieces, face_graph, split_vertices, weld_positio
 log = logging.getLogger("atop")
 
 HIDDEN_CHOICES = ("attach", "static")
+BLANK_VIEW_CHOICES = ("unknown", "no part")
 MIN_SPLIT_PIXELS = 1.5  # a face crossing the painted edge is split while its longest edge spans more pixels
 MAX_FACES = 2_000_000  # boundary refinement stops before the mesh would grow past this many faces
 PIECE_SAMPLES = 256  # surface points per hidden piece (besides corners and centroids) for its tests
@@ -95,13 +101,16 @@ class PaintedPart:
 
 
 def part_from_masks(mesh: PartMesh, rig: CameraRig, masks: np.ndarray, part_name: str, *, coverage: float = 0.5,
-                    refine_levels: int = 6, hidden: str = "attach") -> PaintedPart:
+                    refine_levels: int = 6, hidden: str = "attach", blank_views: str = "unknown") -> PaintedPart:
     """Split the part painted in ``masks`` [V, H, W] (0..1, one per camera of ``rig``; empty views carry no
-    information) out of ``mesh`` as a new part named ``part_name``. See the module docstring for the
-    method and the meaning of ``coverage``, ``refine_levels`` and ``hidden``."""
-    name = _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden)
+    information, or with ``blank_views="no part"`` say that the part is not there) out of ``mesh`` as a new
+    part named ``part_name``. See the module docstring for the method and the meaning of ``coverage``,
+    ``refine_levels`` and ``hidden``."""
+    name = _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden, blank_views)
     painted = np.asarray(masks) >= PAINTED  # [V, H, W]
     views = np.nonzero(painted.any(axis=(1, 2)))[0]
+    if blank_views == "no part" and len(views):
+        views = np.arange(rig.num_views)
     if len(views) == 0:
         raise InputError(f"every mask is empty ({rig.num_views} views, nothing painted); paint the part white on "
                          "at least one view")
@@ -163,7 +172,7 @@ def part_from_masks(mesh: PartMesh, rig: CameraRig, masks: np.ndarray, part_name
 
 
 # --- steps ------------------------------------------------------------------------------------------------
-def _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden) -> str:
+def _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden, blank_views) -> str:
     name = str(part_name).strip()
     if not name:
         raise InputError("the new part needs a name; enter one (e.g. 'door')")
@@ -181,6 +190,8 @@ def _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden) 
         raise InputError(f"refine_levels must be 0 or more, got {refine_levels}")
     if hidden not in HIDDEN_CHOICES:
         raise InputError(f"hidden must be one of {', '.join(HIDDEN_CHOICES)}, got '{hidden}'")
+    if blank_views not in BLANK_VIEW_CHOICES:
+        raise InputError(f"blank_views must be one of {', '.join(BLANK_VIEW_CHOICES)}, got '{blank_views}'")
     return name
 
 
@@ -403,7 +414,8 @@ def _info(name: str, s: dict, hidden: str, levels: int, warning: str) -> str:
                      f"the mesh went from {s['faces_in']} to {s['faces_out']} faces")
     if s["off_object_pixels"]:
         lines.append(f"{s['off_object_pixels']} painted pixel(s) on the background were ignored")
-    ious = [f"view {v}: {s['view_iou'][v]:.3f}" for v in s["painted_views"]]
+    ious = [f"view {v}: " + ("-" if s["view_iou"][v] is None else f"{s['view_iou'][v]:.3f}")
+            for v in s["painted_views"]]
     lines.append("painted masks vs the new part's visible pixels (IoU): " + ", ".join(ious))
     if warning:
         lines.append("WARNING: " + warning)

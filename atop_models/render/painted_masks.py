@@ -58,6 +58,8 @@ def certain_pixels(painted: np.ndarray, band: float) -> tuple[np.ndarray, np.nda
     dab keeps its middle)."""
     from scipy.ndimage import distance_transform_edt, label, maximum
 
+    if painted.all() or not painted.any():  # no edge: every pixel is sure
+        return painted.copy(), ~painted
     inside = distance_transform_edt(painted)  # paint: distance to the nearest unpainted pixel
     outside = distance_transform_edt(~painted)
     blobs, count = label(painted)

@@ -58,3 +58,11 @@ def test_agreement_is_the_intersection_over_union_per_view():
     assert agreement(careless, strip)[0] == 1.0 and agreement(careless, strip, band=0)[0] == pytest.approx(1 / 3)
     # only view 1 painted (it agrees): the part showing unpainted in view 0 is no disagreement
     assert disagreement(a * (np.arange(3)[:, None, None] == 1), b, "door") == ""
+
+
+def test_a_mask_without_an_edge_is_sure_everywhere():
+    blank = np.zeros((8, 8), bool)
+    sure_paint, sure_clear = certain_pixels(blank, 3.0)
+    assert not sure_paint.any() and sure_clear.all()
+    sure_paint, sure_clear = certain_pixels(~blank, 3.0)
+    assert sure_paint.all() and not sure_clear.any()

@@ -7,7 +7,7 @@ from scipy.ndimage import binary_dilation
 
 from atop_models.errors import InputError
 from atop_models.geometry.cameras import imagedream_rig
-from atop_models.mesh.merge import merge_parts, outer_shell
+from atop_models.mesh.merge import merge_parts, outer_shell, voxel_surface
 from atop_models.mesh.part_from_masks import part_from_masks
 from atop_models.mesh.procedural import make_object
 from atop_models.mesh.sampling import face_areas
@@ -136,5 +136,20 @@ def test_bad_input_is_refused_with_nothing_changed():
             part_from_masks(mesh, RIG, masks, name)
     with pytest.raises(InputError, match="hidden must be one of"):
         part_from_masks(mesh, RIG, painted(make_object("cabinet", 0), "door"), "door", hidden="drop")
+    with pytest.raises(InputError, match="blank_views must be one of"):
+        part_from_masks(mesh, RIG, painted(make_object("cabinet", 0), "door"), "door", blank_views="none")
     assert np.array_equal(mesh.vertices, snapshot[0]) and np.array_equal(mesh.faces, snapshot[1])
     assert mesh.part_names == snapshot[2]
+
+
+def test_a_fused_blocky_surface_like_a_generators():
+    """One closed voxel surface (the door fused to the cabinet, faces unrelated to the parts): four painted
+    views recover the door; one view alone floods the unseen sides unless blank views say 'no part'."""
+    mesh = make_object("cabinet", 0)
+    surface, origin = voxel_surface(mesh, 0.02)
+    assert surface.part_names == ["object"] and trimesh.Trimesh(surface.vertices, surface.faces).is_watertight
+    truth = mesh.part_face_mask("door")[origin]
+    assert iou(part_from_masks(surface, RIG, painted(mesh, "door"), "door"), truth) > 0.85
+    front = painted(mesh, "door", 1)
+    assert iou(part_from_masks(surface, RIG, front, "door"), truth) < 0.7
+    assert iou(part_from_masks(surface, RIG, front, "door", blank_views="no part"), truth) > 0.85

@@ -4,7 +4,9 @@ For every revolute, continuous (as revolute) and prismatic joint of the objects 
 ``manifest.json``, as for ``bench joints``) or of ``--procedural N`` objects:
 
 1. the object's parts are merged into one welded mesh with no part labels (``--shell``: only its outer
-   surface, interior faces removed, as a generated mesh would be);
+   surface, interior faces removed; ``--voxel PITCH``: the boundary of its filled voxels, one blocky closed
+   surface fused across gaps narrower than PITCH, with faces unrelated to the parts', as a generator's
+   marching-cubes output is; the true part is then the faces nearest the part);
 2. the parts the joint moves are "painted" with their visible-pixel masks (what ATOP Part Mask Render
    gives) on the 4 default views (azimuth 0/90/180/270, elevation 15, ``--resolution`` px) or on the front
    view only (``--views 1``; the other masks stay empty);
@@ -56,17 +58,22 @@ def brushed(masks: np.ndarray, pixels: int) -> np.ndarray:  # [V, H, W]
     return np.stack([grow(m >= 0.5, structure=disk) for m in masks]).astype(np.float32)
 
 
-def paint_part(mesh, joint, rig, views: int, shell: bool, brush: int = 0):
+def paint_part(mesh, joint, rig, views: int, shell: bool, brush: int = 0, voxel: float = 0.0,
+               blank_views: str = "unknown"):
     """Steps 1-3 for one joint: returns (merged mesh, its true-part faces [F], PaintedPart or None when no
-    painted view shows the part, painted masks). ``brush`` grows or shrinks the masks (``brushed``)."""
-    from ...mesh.merge import merge_parts, outer_shell
+    painted view shows the part, painted masks). ``brush`` grows or shrinks the masks (``brushed``);
+    ``voxel`` > 0 paints the blocky one-piece surface of that voxel size instead (``voxel_surface``)."""
+    from ...mesh.merge import merge_parts, outer_shell, voxel_surface
     from ...mesh.part_from_masks import part_from_masks
     from ...render.masks import part_masks
     from ...render.raycast import render_views
 
     moved = mesh.parts_moved_by(joint)
     truth = mesh.part_face_mask(moved)
-    if shell:
+    if voxel > 0:
+        merged, source = voxel_surface(mesh, voxel)
+        truth = truth[source]
+    elif shell:
         merged, source = outer_shell(mesh)
         truth = truth[source]
     else:
@@ -79,7 +86,7 @@ def paint_part(mesh, joint, rig, views: int, shell: bool, brush: int = 0):
     masks = brushed(masks, brush)
     if not masks.any() or not truth.any():
         return merged, truth, None, masks
-    return merged, truth, part_from_masks(merged, rig, masks, "painted"), masks
+    return merged, truth, part_from_masks(merged, rig, masks, "painted", blank_views=blank_views), masks
 
 
 def same_mesh(a, b) -> bool:
@@ -89,8 +96,8 @@ def same_mesh(a, b) -> bool:
             and np.array_equal(a.face_part, b.face_part))
 
 
-def run_benchmark(objects, *, views: int = 4, shell: bool = False, brush: int = 0, resolution: int = 256,
-                  lift: bool = True,
+def run_benchmark(objects, *, views: int = 4, shell: bool = False, brush: int = 0, voxel: float = 0.0,
+                  blank_views: str = "unknown", resolution: int = 256, lift: bool = True,
                   lift_settings: dict | None = None, limit: int = 0, verbose: bool = False) -> dict:
     """Rows per joint (see the module docstring) and summaries per split."""
     from ...geometry.cameras import imagedream_rig
@@ -109,7 +116,7 @@ def run_benchmark(objects, *, views: int = 4, shell: bool = False, brush: int = 
                 break
             count += 1
             t0 = time.perf_counter()
-            merged, truth, painted, masks = paint_part(mesh, mj, rig, views, shell, brush)
+            merged, truth, painted, masks = paint_part(mesh, mj, rig, views, shell, brush, voxel, blank_views)
             row = {"object": oid, "category": cat, "part": gt.child, "split": split_of(oid),
                    "visible": painted is not None, "part_size_norm": part_size(mesh, mj),
                    "painted_pixels": int((masks >= 0.5).sum())}
@@ -201,9 +208,11 @@ def run(args) -> int:
     lift_settings = dict(frames=args.frames, iterations=args.iterations, resolution=args.lift_resolution,
                          num_gaussians=args.gaussians, seed=args.seed)
     result = run_benchmark(benchmark_objects(args), views=args.views, shell=args.shell, brush=args.brush,
-                           resolution=args.resolution,
+                           voxel=args.voxel, blank_views=args.blank_views, resolution=args.resolution,
                            lift=not args.no_lift, lift_settings=lift_settings, limit=args.limit, verbose=args.verbose)
-    what = ("outer shells" if args.shell else "merged meshes") + (f", brush {args.brush:+d} px" if args.brush else "")
+    what = (f"voxel surfaces of {args.voxel:g}" if args.voxel else "outer shells" if args.shell else "merged meshes")
+    what += (f", brush {args.brush:+d} px" if args.brush else "") + (", blank views: no part" * (
+        args.blank_views == "no part"))
     lifted = "" if args.no_lift else (f"; lift {args.lift_resolution} px, {args.iterations} iterations, "
                                       f"{args.frames} frames")
     print_table(result, f"parts from painted masks ({what}, {args.views} painted view(s) of {args.resolution} px"
@@ -226,6 +235,10 @@ def register(subparsers) -> None:
     add_split_argument(p)
     p.add_argument("--views", type=int, default=4, help="painted views: 4 (all) or 1 (the front view)")
     p.add_argument("--shell", action="store_true", help="recover parts on the objects' outer shells")
+    p.add_argument("--voxel", type=float, default=0.0,
+                   help="recover parts on the objects' blocky one-piece voxel surfaces of this cell size (e.g. 0.01)")
+    p.add_argument("--blank-views", default="unknown", choices=["unknown", "no part"],
+                   help="what PartFromMasks takes an unpainted view to mean")
     p.add_argument("--resolution", type=int, default=256, help="size of the painted views in pixels")
     p.add_argument("--brush", type=int, default=0,
                    help="grow (>0) or shrink (<0) the painted masks by this many pixels: imprecise painting")
