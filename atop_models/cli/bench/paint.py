@@ -58,26 +58,28 @@ def brushed(masks: np.ndarray, pixels: int) -> np.ndarray:  # [V, H, W]
     return np.stack([grow(m >= 0.5, structure=disk) for m in masks]).astype(np.float32)
 
 
-def paint_part(mesh, joint, rig, views: int, shell: bool, brush: int = 0, voxel: float = 0.0,
-               blank_views: str = "unknown"):
-    """Steps 1-3 for one joint: returns (merged mesh, its true-part faces [F], PaintedPart or None when no
-    painted view shows the part, painted masks). ``brush`` grows or shrinks the masks (``brushed``);
-    ``voxel`` > 0 paints the blocky one-piece surface of that voxel size instead (``voxel_surface``)."""
+def unlabelled(mesh, shell: bool = False, voxel: float = 0.0):
+    """Step 1: the object without part labels, and the source face of each of its faces: merged, its outer
+    shell (``shell``), or its voxel surface (``voxel`` > 0, see ``voxel_surface``)."""
     from ...mesh.merge import merge_parts, outer_shell, voxel_surface
+
+    if voxel > 0:
+        return voxel_surface(mesh, voxel)
+    if shell:
+        return outer_shell(mesh)
+    return merge_parts(mesh), np.arange(len(mesh.faces))
+
+
+def paint_part(mesh, joint, rig, views: int, merged, source, brush: int = 0, blank_views: str = "unknown"):
+    """Steps 2-3 for one joint on ``merged`` (``unlabelled``'s output): returns (its true-part faces [F],
+    PaintedPart or None when no painted view shows the part, painted masks). ``brush`` grows or shrinks
+    the masks (``brushed``)."""
     from ...mesh.part_from_masks import part_from_masks
     from ...render.masks import part_masks
     from ...render.raycast import render_views
 
     moved = mesh.parts_moved_by(joint)
-    truth = mesh.part_face_mask(moved)
-    if voxel > 0:
-        merged, source = voxel_surface(mesh, voxel)
-        truth = truth[source]
-    elif shell:
-        merged, source = outer_shell(mesh)
-        truth = truth[source]
-    else:
-        merged = merge_parts(mesh)
+    truth = mesh.part_face_mask(moved)[source]
     try:
         masks = part_masks(mesh, render_views(mesh, rig), moved)
     except InputError:  # the part shows in no view at rest
@@ -85,8 +87,8 @@ def paint_part(mesh, joint, rig, views: int, shell: bool, brush: int = 0, voxel:
     masks[views:] = 0.0
     masks = brushed(masks, brush)
     if not masks.any() or not truth.any():
-        return merged, truth, None, masks
-    return merged, truth, part_from_masks(merged, rig, masks, "painted", blank_views=blank_views), masks
+        return truth, None, masks
+    return truth, part_from_masks(merged, rig, masks, "painted", blank_views=blank_views), masks
 
 
 def same_mesh(a, b) -> bool:
@@ -111,12 +113,13 @@ def run_benchmark(objects, *, views: int = 4, shell: bool = False, brush: int = 
     rig = imagedream_rig(num_views=4, resolution=resolution)
     rows, count = [], 0
     for oid, cat, mesh, pairs in objects:
+        merged, source = unlabelled(mesh, shell, voxel) if pairs else (None, None)
         for gt, mj in pairs:
             if limit and count >= limit:
                 break
             count += 1
             t0 = time.perf_counter()
-            merged, truth, painted, masks = paint_part(mesh, mj, rig, views, shell, brush, voxel, blank_views)
+            truth, painted, masks = paint_part(mesh, mj, rig, views, merged, source, brush, blank_views)
             row = {"object": oid, "category": cat, "part": gt.child, "split": split_of(oid),
                    "visible": painted is not None, "part_size_norm": part_size(mesh, mj),
                    "painted_pixels": int((masks >= 0.5).sum())}
