@@ -77,20 +77,22 @@ def outer_shell(mesh: PartMesh) -> tuple[PartMesh, np.ndarray]:
 
 def voxel_surface(mesh: PartMesh, pitch: float, seed: int = 0) -> tuple[PartMesh, np.ndarray]:
     """The object as a generator outputs it: one blocky closed surface, the boundary of its filled voxels of
-    side ``pitch`` (gaps narrower than that fused, interiors gone, faces unrelated to the source's). Returns
+    side ``pitch`` (gaps up to a cell wide fused, interiors gone, faces unrelated to the source's). Returns
     the surface (one part, no joints, plain colour) and, per face, the source face nearest its centroid."""
-    from scipy.ndimage import binary_fill_holes
+    from scipy.ndimage import binary_dilation, binary_erosion, binary_fill_holes
     from scipy.spatial import cKDTree
 
     from .sampling import face_areas, sample_surface
 
     area = float(face_areas(mesh.vertices, mesh.faces).sum())
     samples, owner = sample_surface(mesh, mesh.part_names, int(np.ceil(9 * area / pitch ** 2)), seed=seed)
-    lo = mesh.vertices.min(axis=0) - 1.5 * pitch  # one empty cell of margin on every side
+    lo = mesh.vertices.min(axis=0) - 2.5 * pitch  # two empty cells of margin on every side
     cells = np.floor((np.concatenate([samples, mesh.vertices]) - lo) / pitch).astype(np.int64)
-    filled = np.zeros(cells.max(axis=0) + 2, dtype=bool)
+    filled = np.zeros(cells.max(axis=0) + 3, dtype=bool)
     filled[tuple(cells.T)] = True
-    filled = binary_fill_holes(filled)
+    # close gaps up to a cell wide (grow, fill what the outside cannot reach, shrink back), as a generator's
+    # coarse field fuses a door to its frame
+    filled = binary_erosion(binary_fill_holes(binary_dilation(filled)))
     cells = np.argwhere(filled)
     quads = []
     for axis in range(3):

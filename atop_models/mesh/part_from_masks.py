@@ -25,11 +25,14 @@ Method
    the side holding most of its voting pixels.
 3. **Faces no painted view sees take their surroundings.** The back and the edges of a door slab, the
    inside of a shell's crevices, faces seen only in unpainted views: on each connected sheet of the
-   surface a face takes the label of the nearest seen face, measured along the surface (Dijkstra over
-   faces sharing an edge; vertices are welded by position). Only edges of exactly two faces connect (twin
-   faces of double-sided meshes count once): where three or more faces meet, separate pieces were welded
-   together (a drawer box against its front), and the surface does not run on there. A door's back is
-   reached through its own edges, not through the gap to the cabinet.
+   surface a face takes the side of the nearest seen faces, measured along the surface (Dijkstra over
+   faces sharing an edge; vertices are welded by position), each side's distance divided by its share of
+   the border of the face's unseen region (the unseen faces around it, up to the seen ones). So a door's
+   back and edges, bordered by the door, go with it; a cabinet's unseen bottom, bordered by the unpainted
+   sides all round and by the door along one edge only, stays static even where the door is nearer.
+   Only edges of exactly two faces connect (twin faces of double-sided meshes count once): where three
+   or more faces meet, separate pieces were welded together (a drawer box against its front), and the
+   surface does not run on there.
 4. **Pieces no painted view sees at all go with what they touch** (``hidden="attach"``): a drawer's box
    behind its front, shelves inside a closed cabinet, a hidden hinge. Such a piece takes the label of the
    labelled surface it touches (within ``CONTACT_DISTANCE``, exact point-to-triangle distances), nearest
@@ -45,10 +48,10 @@ Method
    kept.
 
 A single connected shell with no interior (generated meshes) is handled by steps 1-3: the cut is made by
-step 2, and hidden crevices by step 3. Its limit: on one fused shell painted in a single view where the
-part hides everything behind it (a cabinet door filling the front view), the unseen sides are nearer,
-along the surface, to the painted door than to anything seen unpainted, and join it. Paint a view that
-shows them with ``blank_views="no part"``, or a second view.
+step 2, and hidden crevices by step 3. Its limit: painted in a single view where the part hides most of
+the rest (a cabinet door filling the front view), nearly everything unseen borders the painted door, and
+joins it. Paint a second view, or, when the part does not show in the other views, say so with
+``blank_views="no part"``.
 
 Errors: masks of the wrong shape, all empty, paint that selects no face, paint that takes the whole object
 (no static part would remain), an empty or existing part name. Nothing is changed in the input mesh.
@@ -264,10 +267,18 @@ def _label_unseen(vertices, faces, seen, label, hidden, behind_painted):
         return label, 0, 0, 0
     welded = weld_positions(vertices)
     graph = face_graph(faces, vertices, welded)
-    dist, _, source = dijkstra(graph, directed=False, indices=np.nonzero(seen)[0], min_only=True,
-                               return_predecessors=True)
-    along = ~seen & np.isfinite(dist)
-    label[along] = label[source[along]]
+    # distance along the surface to the nearest seen face of each side
+    dist = np.full((2, len(faces)), np.inf)
+    for side in (0, 1):
+        seeds = np.nonzero(seen & (label == bool(side)))[0]
+        if len(seeds):
+            dist[side] = dijkstra(graph, directed=False, indices=seeds, min_only=True)
+    along = ~seen & np.isfinite(dist).any(axis=0)
+    # the side nearer along the surface wins, distances divided by the side's share of the region's border:
+    # a cabinet's unseen bottom, bordered by the sides all round and by the door along one edge, stays static
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weighted = dist / _border_shares(graph, seen, along, label)  # [2, F]; no border: infinitely far
+    label[along] = (weighted[1] < weighted[0])[along]
     unreached = ~seen & ~along
     if not unreached.any():
         return label, int(along.sum()), 0, 0
@@ -278,6 +289,24 @@ def _label_unseen(vertices, faces, seen, label, hidden, behind_painted):
         return label, int(along.sum()), len(hidden_ids), 0
     _attach_hidden_pieces(vertices, faces, pieces, hidden_ids, label, unreached, behind_painted)
     return label, int(along.sum()), len(hidden_ids), int((label & unreached).sum())
+
+
+def _border_shares(graph, seen, along, label) -> np.ndarray:  # [2, F]
+    """For every unseen face, the shares of its region's border held by the static [0] and part [1] seen
+    faces (a region: unseen faces joined through shared edges; its border: edges to seen faces)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    coo = graph.tocoo()
+    inner = along[coo.row] & along[coo.col]
+    n = len(along)
+    _, region = connected_components(coo_matrix((np.ones(int(inner.sum())), (coo.row[inner], coo.col[inner])),
+                                                shape=(n, n)), directed=False)
+    border = along[coo.row] & seen[coo.col]
+    votes = np.zeros((region.max() + 1, 2))
+    np.add.at(votes, (region[coo.row[border]], label[coo.col[border]].astype(np.int64)), 1.0)
+    share = votes / np.maximum(votes.sum(axis=1, keepdims=True), 1.0)
+    return share[region].T
 
 
 def _attach_hidden_pieces(vertices, faces, pieces, hidden_ids, label, unreached, behind_painted) -> None:

@@ -7,8 +7,8 @@ For every revolute, continuous (as revolute) and prismatic joint of the objects 
    surface, interior faces removed; ``--voxel PITCH``: the boundary of its filled voxels, one blocky closed
    surface fused across gaps narrower than PITCH, with faces unrelated to the parts', as a generator's
    marching-cubes output is; the true part is then the faces nearest the part);
-2. the parts the joint moves are "painted" with their visible-pixel masks (what ATOP Part Mask Render
-   gives) on the 4 default views (azimuth 0/90/180/270, elevation 15, ``--resolution`` px) or on the front
+2. the parts the joint moves are "painted" with their visible pixels on that mesh (what ATOP Part Mask
+   Render gives) on the 4 default views (azimuth 0/90/180/270, elevation 15, ``--resolution`` px) or on the front
    view only (``--views 1``; the other masks stay empty);
 3. PartFromMasks recovers the part; the score is the area-weighted face IoU against the true part (the
    true part's faces of the shell, with ``--shell``); ``--brush PX`` first grows (or, negative, shrinks)
@@ -75,15 +75,11 @@ def paint_part(mesh, joint, rig, views: int, merged, source, brush: int = 0, bla
     PaintedPart or None when no painted view shows the part, painted masks). ``brush`` grows or shrinks
     the masks (``brushed``)."""
     from ...mesh.part_from_masks import part_from_masks
-    from ...render.masks import part_masks
     from ...render.raycast import render_views
 
-    moved = mesh.parts_moved_by(joint)
-    truth = mesh.part_face_mask(moved)[source]
-    try:
-        masks = part_masks(mesh, render_views(mesh, rig), moved)
-    except InputError:  # the part shows in no view at rest
-        masks = np.zeros((rig.num_views, rig.height, rig.width), np.float32)
+    truth = mesh.part_face_mask(mesh.parts_moved_by(joint))[source]
+    face_id = render_views(merged, rig).face_id  # the visible pixels of the true part, as on the real object
+    masks = ((face_id >= 0) & truth[np.maximum(face_id, 0)]).astype(np.float32)
     masks[views:] = 0.0
     masks = brushed(masks, brush)
     if not masks.any() or not truth.any():
