@@ -151,8 +151,9 @@ def part_from_masks(mesh: PartMesh, rig: CameraRig, masks: np.ndarray, part_name
         raise InputError(f"the masks select no face: no face has {coverage:.0%} of its visible pixels painted "
                          f"(painted views: {', '.join(map(str, views))}); paint over the part, or lower coverage")
     if label.all():
-        raise InputError("the masks cover the whole object, so no static part would remain; paint only the part "
-                         "that moves")
+        raise InputError("the masks cover the whole object as the painted views show it, so no static part would "
+                         "remain; paint only the part that moves, in a view that also shows what stays (or set "
+                         "blank_views to 'no part' if the part does not show in the views left blank)")
 
     new_mesh = _split_mesh(mesh, vertices, faces, origin, attrs, label, name)
     new_index = new_mesh.part_names.index(name)

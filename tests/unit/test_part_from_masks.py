@@ -135,6 +135,12 @@ def test_bad_input_is_refused_with_nothing_changed():
     for masks, name, message in cases:
         with pytest.raises(InputError, match=message):
             part_from_masks(mesh, RIG, masks, name)
+    low = imagedream_rig(resolution=96)  # the top is no pixel high: the painted door hides all the rest
+    front = part_masks(make_object("cabinet", 0), render_views(make_object("cabinet", 0), low), "door")
+    front[1:] = 0
+    with pytest.raises(InputError, match="cover the whole object as the painted views show it.*also shows what "
+                                         "stays"):
+        part_from_masks(mesh, low, front, "door")
     with pytest.raises(InputError, match="hidden must be one of"):
         part_from_masks(mesh, RIG, painted(make_object("cabinet", 0), "door"), "door", hidden="drop")
     with pytest.raises(InputError, match="blank_views must be one of"):
