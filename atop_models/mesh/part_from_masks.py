@@ -111,15 +111,55 @@ def part_from_masks(mesh: PartMesh, rig: CameraRig, masks: np.ndarray, part_name
     ``refine_levels`` and ``hidden``."""
     name = _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden, blank_views)
     painted = np.asarray(masks) >= PAINTED  # [V, H, W]
-    views = np.nonzero(painted.any(axis=(1, 2)))[0]
-    if blank_views == "no part" and len(views):
-        views = np.arange(rig.num_views)
-    if len(views) == 0:
+    with_paint = np.nonzero(painted.any(axis=(1, 2)))[0]
+    if len(with_paint) == 0:
         raise InputError(f"every mask is empty ({rig.num_views} views, nothing painted); paint the part white on "
                          "at least one view")
+    views = np.arange(rig.num_views) if blank_views == "no part" else with_paint  # the views that vote
     rest = render_views(mesh, rig)
     face_id = rest.face_id  # [V, H, W]
-    n_faces = len(mesh.faces)
+    visible, hits, off_object = _votes(face_id, painted, views, len(mesh.faces))
+
+    vertices, faces, origin, attrs, cov, n_split = _refine_boundary(
+        mesh, rig, face_id, painted, views, visible, hits, refine_levels)
+    seen = np.isfinite(cov)
+    label = seen & (cov >= coverage)
+    label, n_surface, hidden_pieces, n_attached = _label_unseen(
+        vertices, faces, seen, label, hidden, _behind_painted(rig, rest, painted, views))
+
+    if not label.any():
+        raise InputError(f"the masks select no face: no face has {coverage:.0%} of its visible pixels painted "
+                         f"(painted views: {', '.join(map(str, with_paint))}); paint over the part, or lower coverage")
+    if label.all():
+        raise InputError("the masks cover the whole object as the painted views show it, so no static part would "
+                         "remain; paint only the part that moves, in a view that also shows what stays (or set "
+                         "blank_views to 'no part' if the part does not show in the views left blank)")
+
+    new_mesh = _split_mesh(mesh, vertices, faces, origin, attrs, label, name)
+    new_index = new_mesh.part_names.index(name)
+    render = render_views(new_mesh, rig)
+    part_pixels = (render.face_id >= 0) & (new_mesh.face_part[np.maximum(render.face_id, 0)] == new_index)
+    preview = _preview(render.rgb, part_pixels, painted)
+    iou = agreement(painted, part_pixels)
+
+    area = face_areas(vertices, faces)
+    stats = {
+        "faces_in": len(mesh.faces), "faces_out": len(new_mesh.faces), "part_faces": int(label.sum()),
+        "part_area_share": float(area[label].sum() / area.sum()), "painted_views": [int(v) for v in with_paint],
+        "voting_views": [int(v) for v in views],
+        "seen_faces": int(seen.sum()), "surface_faces": n_surface, "hidden_pieces": hidden_pieces,
+        "attached_faces": n_attached, "split_faces": n_split, "off_object_pixels": off_object,
+        "view_iou": [None if not np.isfinite(x) else float(x) for x in iou],
+    }
+    info = _info(name, stats, hidden, refine_levels, disagreement(painted, part_pixels, name))
+    log.debug("PartFromMasks: %s", info.replace("\n", "; "))
+    return PaintedPart(new_mesh, name, origin, label, preview, part_pixels.astype(np.float32), info, stats)
+
+
+# --- steps ------------------------------------------------------------------------------------------------
+def _votes(face_id, painted, views, n_faces):
+    """Per face, its voting pixels over ``views`` and the painted ones among them (method step 1), and the
+    count of painted pixels on the background. A face seen only within the brush band votes with those."""
     visible, hits = np.zeros(n_faces), np.zeros(n_faces)  # pixels outside the brush band, painted ones
     band_visible, band_hits = np.zeros(n_faces), np.zeros(n_faces)  # the same inside the band
     off_object = hit_any = 0
@@ -137,45 +177,11 @@ def part_from_masks(mesh: PartMesh, rig: CameraRig, masks: np.ndarray, part_name
     if hit_any == 0:
         raise InputError(f"the masks select no face: all {off_object} painted pixels fall on the background; paint "
                          "over the object, on views rendered with these cameras")
-    only_band = visible == 0  # faces seen only within the brush band vote with those pixels
+    only_band = visible == 0
     visible[only_band], hits[only_band] = band_visible[only_band], band_hits[only_band]
-
-    vertices, faces, origin, attrs, cov, n_split = _refine_boundary(
-        mesh, rig, face_id, painted, views, visible, hits, refine_levels)
-    seen = np.isfinite(cov)
-    label = seen & (cov >= coverage)
-    label, n_surface, hidden_pieces, n_attached = _label_unseen(
-        vertices, faces, seen, label, hidden, _behind_painted(rig, rest, painted, views))
-
-    if not label.any():
-        raise InputError(f"the masks select no face: no face has {coverage:.0%} of its visible pixels painted "
-                         f"(painted views: {', '.join(map(str, views))}); paint over the part, or lower coverage")
-    if label.all():
-        raise InputError("the masks cover the whole object as the painted views show it, so no static part would "
-                         "remain; paint only the part that moves, in a view that also shows what stays (or set "
-                         "blank_views to 'no part' if the part does not show in the views left blank)")
-
-    new_mesh = _split_mesh(mesh, vertices, faces, origin, attrs, label, name)
-    new_index = new_mesh.part_names.index(name)
-    render = render_views(new_mesh, rig)
-    part_pixels = (render.face_id >= 0) & (new_mesh.face_part[np.maximum(render.face_id, 0)] == new_index)
-    preview = _preview(render.rgb, part_pixels, painted)
-    iou = agreement(painted, part_pixels)
-
-    area = face_areas(vertices, faces)
-    stats = {
-        "faces_in": n_faces, "faces_out": len(new_mesh.faces), "part_faces": int(label.sum()),
-        "part_area_share": float(area[label].sum() / area.sum()), "painted_views": [int(v) for v in views],
-        "seen_faces": int(seen.sum()), "surface_faces": n_surface, "hidden_pieces": hidden_pieces,
-        "attached_faces": n_attached, "split_faces": n_split, "off_object_pixels": off_object,
-        "view_iou": [None if not np.isfinite(x) else float(x) for x in iou],
-    }
-    info = _info(name, stats, hidden, refine_levels, disagreement(painted, part_pixels, name))
-    log.debug("PartFromMasks: %s", info.replace("\n", "; "))
-    return PaintedPart(new_mesh, name, origin, label, preview, part_pixels.astype(np.float32), info, stats)
+    return visible, hits, off_object
 
 
-# --- steps ------------------------------------------------------------------------------------------------
 def _check_inputs(mesh, rig, masks, part_name, coverage, refine_levels, hidden, blank_views) -> str:
     name = str(part_name).strip()
     if not name:
@@ -432,8 +438,10 @@ def _preview(rgb: np.ndarray, part: np.ndarray, painted: np.ndarray) -> np.ndarr
 
 
 def _info(name: str, s: dict, hidden: str, levels: int, warning: str) -> str:
+    blank = sorted(set(s["voting_views"]) - set(s["painted_views"]))
     lines = [f"part '{name}': {s['part_faces']} of {s['faces_out']} faces ({s['part_area_share']:.1%} of the "
-             f"surface), painted on view(s) {', '.join(map(str, s['painted_views']))}"]
+             f"surface), painted on view(s) {', '.join(map(str, s['painted_views']))}"
+             + (f"; blank view(s) {', '.join(map(str, blank))}: no part" if blank else "")]
     if s["surface_faces"] or s["hidden_pieces"]:
         piece = ("attached to the nearest surface" if hidden == "attach" else "kept static")
         lines.append(f"faces without a voting pixel (hidden, smaller than a pixel, or along the painted edge): "
