@@ -96,6 +96,20 @@ def test_comfy_mesh_goes_through_part_from_masks_to_a_joint(node_classes, cabine
     assert joint.type == "revolute" and joint.child == "door" and angle < 5.0
 
 
+def test_comfy_mesh_batches_and_other_types_are_clear_errors(node_classes, cabinet):
+    from comfy_api.latest import Types
+
+    two = comfy_mesh(cabinet)
+    two = Types.MESH(two.vertices.repeat(2, 1, 1), two.faces.repeat(2, 1, 1))
+    with pytest.raises(ValueError, match=r"^ATOP LoadPartMesh: the MESH holds a batch \(vertices \[2, "):
+        run_node(node_classes["LoadPartMesh"], mesh_path="", up_axis="auto", comfy_mesh=two)
+    with pytest.raises(ValueError, match=r"^ATOP LoadPartMesh: comfy_mesh is a str, not ComfyUI's MESH"):
+        run_node(node_classes["LoadPartMesh"], mesh_path="", up_axis="auto", comfy_mesh="x.glb")
+    _, parts = run_node(node_classes["LoadPartMesh"], mesh_path="3d/ignored.glb", up_axis="auto",
+                        comfy_mesh=comfy_mesh(cabinet)).result
+    assert "the connected MESH was loaded; mesh_path '3d/ignored.glb' was not used" in parts
+
+
 def test_lift_says_when_the_videos_masks_and_the_part_disagree(node_classes, cabinet):
     _, cameras = run_node(node_classes["MeshMultiViewRender"], mesh=cabinet, **RENDER).result
     video = run_node(node_classes["MultiViewVideoFromMesh"], mesh=cabinet, cameras=cameras, part_name="door",

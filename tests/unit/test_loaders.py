@@ -180,3 +180,23 @@ def test_truncated_glb_and_missing_paths(tmp_path):
         load_part_mesh(tmp_path)
     with pytest.raises(InputError, match="up axis"):
         load_part_mesh(tmp_path / "ok.glb", up_axis="x")
+
+
+def test_triangles_from_memory_load_like_a_file():
+    """ComfyUI's MESH arrays: Y-up like glTF, normalised as a loaded file; bad arrays are clear errors."""
+    from atop_models.mesh.loaders import mesh_from_triangles
+
+    v = np.array([[0, 0, 0], [2, 0, 0], [0, 4, 0], [0, 0, 1]], np.float32)  # Y-up: 4 high
+    f = np.array([[0, 1, 2], [0, 1, 3]])
+    mesh = mesh_from_triangles(v, f)
+    assert mesh.part_names == ["mesh"] and mesh.source_format == "comfy-mesh"
+    assert np.allclose(mesh.vertices.max(0) - mesh.vertices.min(0), [0.5, 0.25, 1.0])  # +Z up, largest side 1
+    assert np.allclose(mesh_from_triangles(v, f, up_axis="auto").vertices, mesh.vertices)
+    for bad_v, bad_f, message in [
+        (v[:, :2], f, r"vertices have shape \[4, 2\]"),
+        (v, f.astype(np.float32), r"faces have shape \[2, 3\] \(float32\)"),
+        (v, f[:0], "has no faces"),
+        (v, f + 2, "index vertices up to 5 but it has 4 vertices"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            mesh_from_triangles(bad_v, bad_f)
