@@ -319,9 +319,19 @@ def load_text_encoder(folder: Path, dtype: torch.dtype, fmt: str = "text encoder
     if cfg.get("model_type") not in ("clip_text_model", None) or "vision_config" in cfg:
         raise ModelFileError(f"{fmt}: {enc_dir} holds a '{cfg.get('model_type')}' model, not a CLIP text encoder; "
                              f"{HINT_TEXT}")
-    for name in ("vocab.json", "merges.txt"):
-        if not (tok_dir / name).is_file():
-            raise ModelFileError(f"{fmt}: tokenizer file {name} not found in {tok_dir}; {HINT_TEXT}")
+    if not (tok_dir / "tokenizer.json").is_file():
+        for name in ("vocab.json", "merges.txt"):
+            if not (tok_dir / name).is_file():
+                raise ModelFileError(f"{fmt}: tokenizer files not found in {tok_dir} (tokenizer.json, or vocab.json "
+                                     f"and merges.txt; {name} is missing); {HINT_TEXT}")
+    from transformers import CLIPTextConfig
+
+    from .encoders import text_output_layer
+
+    try:
+        layer = text_output_layer(CLIPTextConfig.from_pretrained(str(enc_dir), local_files_only=True))
+    except ValueError as exc:
+        raise ModelFileError(f"{fmt}: {enc_dir}: {exc}; {HINT_TEXT}") from exc
     _weights_file(enc_dir, ("model.safetensors", "pytorch_model.bin"), fmt, HINT_TEXT)
     with _quiet_transformers():
         model, info = CLIPTextModel.from_pretrained(str(enc_dir), torch_dtype=dtype, local_files_only=True,
@@ -331,6 +341,9 @@ def load_text_encoder(folder: Path, dtype: torch.dtype, fmt: str = "text encoder
         raise ModelFileError(f"{fmt}: text encoder weights in {enc_dir} do not match its config: "
                              f"{report.describe()}; {HINT_TEXT}")
     tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    if layer == "penultimate":
+        log.info("%s: a complete OpenCLIP text tower (%d layers); its penultimate layer is used, as ImageDream does",
+                 fmt, model.config.num_hidden_layers)
     return model.eval(), tokenizer
 
 
