@@ -555,23 +555,40 @@ def apply_motion_module(unet, path: Optional[str | os.PathLike], variant: Option
 
 
 # --- whole models ---------------------------------------------------------------------------------
-def load_diffusers_folder(folder: Path, dtype: torch.dtype) -> MVModel:
+def load_diffusers_folder(folder: Path, dtype: torch.dtype, text_encoder_dir: Optional[Path] = None,
+                          image_encoder_dir: Optional[Path] = None) -> MVModel:
+    """The diffusers layout; ``text_encoder_dir`` / ``image_encoder_dir`` replace its own encoders (and may
+    stand in for missing ``text_encoder/``+``tokenizer/`` or ``image_encoder/`` sub-folders)."""
     fmt = "diffusers folder"
     index = _read_json(folder / "model_index.json", fmt, HINT_IMAGEDREAM)
     unet_class = (index.get("unet") or [None, None])[-1]
     if unet_class == "UNet2DConditionModel" or "StableDiffusion" in str(index.get("_class_name", "")):
         raise ModelFileError(f"{fmt} {folder.name}: this is a '{index.get('_class_name')}' folder (a plain Stable "
                              f"Diffusion UNet), not ImageDream; {HINT_IMAGEDREAM}")
-    for sub in ("unet", "vae", "text_encoder", "tokenizer", "image_encoder", "scheduler"):
+    for sub in ("unet", "vae", "scheduler"):
         if not (folder / sub).is_dir():
             raise ModelFileError(f"{fmt} {folder.name}: sub-folder '{sub}/' is missing; {HINT_IMAGEDREAM}")
+    for subs, given, what, hint in ((("text_encoder", "tokenizer"), text_encoder_dir, "text encoder", HINT_TEXT),
+                                    (("image_encoder",), image_encoder_dir, "image encoder (OpenCLIP ViT-H/14's "
+                                     "vision tower, which encodes the image prompt)", HINT_IMAGE)):
+        missing = [s for s in subs if not (folder / s).is_dir()]
+        if missing and given is None:
+            raise ModelFileError(f"{fmt} {folder.name}: sub-folder '{missing[0]}/' is missing: the {what} is needed; "
+                                 f"download it with the rest of 'ashawkey/imagedream-ipmv-diffusers', or choose an "
+                                 f"{what.split(' (')[0]} folder: {hint}")
     if "unet" not in index:
         raise ModelFileError(f"{fmt} {folder.name}: model_index.json lists no unet; {HINT_IMAGEDREAM}")
     unet = load_unet_folder(folder / "unet", dtype, fmt)
     vae = load_vae_folder(folder / "vae", fmt)
-    text_encoder, tokenizer = load_text_encoder(folder, dtype, fmt)
-    processor_dir = folder / "feature_extractor" if (folder / "feature_extractor").is_dir() else None
-    image_encoder, processor = load_image_encoder(folder / "image_encoder", dtype, processor_dir, fmt)
+    if text_encoder_dir is None:
+        text_encoder, tokenizer = load_text_encoder(folder, dtype, fmt)
+    else:
+        text_encoder, tokenizer = load_text_encoder(Path(text_encoder_dir), dtype)
+    if image_encoder_dir is None:
+        processor_dir = folder / "feature_extractor" if (folder / "feature_extractor").is_dir() else None
+        image_encoder, processor = load_image_encoder(folder / "image_encoder", dtype, processor_dir, fmt)
+    else:
+        image_encoder, processor = load_image_encoder(Path(image_encoder_dir), dtype)
     scheduler = _read_json(folder / "scheduler" / "scheduler_config.json", fmt, HINT_IMAGEDREAM)
     _check_compatible(unet, text_encoder, image_encoder, fmt)
     return MVModel(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, image_encoder=image_encoder,
@@ -665,12 +682,8 @@ def load_model(path: str | os.PathLike, text_encoder: Optional[str | os.PathLike
 
     info = detect_format(path)
     if info.kind == "diffusers-folder":
-        model = load_diffusers_folder(info.path, dtype)
-        if text_encoder is not None:
-            model.text_encoder, model.tokenizer = load_text_encoder(Path(text_encoder), dtype)
-        if image_encoder is not None:
-            model.image_encoder, model.image_processor = load_image_encoder(Path(image_encoder), dtype)
-        _check_compatible(model.unet, model.text_encoder, model.image_encoder, "diffusers folder")
+        model = load_diffusers_folder(info.path, dtype, Path(text_encoder) if text_encoder else None,
+                                      Path(image_encoder) if image_encoder else None)
     elif info.kind == "original-single-file":
         model = load_original_single_file(info.path, Path(text_encoder) if text_encoder else None,
                                           Path(image_encoder) if image_encoder else None, dtype, with_encoders)
