@@ -162,3 +162,25 @@ def test_pixel_mode_appends_the_image_prompt_as_a_reference_view(tmp_path):
     torch.testing.assert_close(got, eps[0] + 3.0 * (eps[1] - eps[0]), atol=1e-5, rtol=1e-5)
     plain = _guided_eps(pixel.unet, x, t, dataclasses.replace(cond, reference_latent=None), 2, 3.0)
     assert (plain - got).abs().max() > 1e-4  # the reference view matters
+
+
+@torch.no_grad()
+def test_score_distillation_gets_the_reference_view_in_pixel_mode(tmp_path):
+    from atop_models.diffusion.checkpoints import load_model
+    from atop_models.diffusion.tiny import make_tiny
+    from atop_models.lift.guidance import ModelNoisePredictor
+
+    d = make_tiny(tmp_path / "m", "diffusers")["model"]
+    rng = np.random.default_rng(3)
+    rest = rng.random((4, 64, 64, 3)).astype(np.float32)
+    masks = (rng.random((4, 64, 64)) > 0.5).astype(np.float32)
+    rig = imagedream_rig(4, resolution=64)
+    noisy = torch.randn(2, 4, 4, 8, 8)
+    pixel = ModelNoisePredictor(load_model(d, reference_view="pixel"), rig, "open", rest, masks, num_frames=2)
+    plain = ModelNoisePredictor(load_model(d), rig, "open", rest, masks, num_frames=2)
+    assert plain.reference is None and pixel.reference.shape == (2, 4, 8, 8)
+    assert pixel.reference[0].abs().max() == 0  # the unconditional half gets a zero latent
+    u, c = pixel(noisy, 400)
+    pu, pc = plain(noisy, 400)
+    assert u.shape == c.shape == (2, 4, 4, 8, 8) and torch.isfinite(c).all()
+    assert (c - pc).abs().max() > 1e-4 and (u - pu).abs().max() > 1e-6
