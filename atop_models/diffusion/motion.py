@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Iterable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -259,11 +259,6 @@ def trained_base_keys(unet: nn.Module, train_query_projections: bool = False) ->
     if train_query_projections:
         suffixes = tuple(dict.fromkeys(suffixes + QUERY_PROJECTIONS))
     return [k for k, _ in unet.named_parameters() if not is_motion_key(k) and k.endswith(suffixes)] if suffixes else []
-
-
-def query_projection_keys(names: Iterable[str]) -> list[str]:
-    """Parameter names of the attention query projections (the optional extra trainable set)."""
-    return [k for k in names if k.endswith(QUERY_PROJECTIONS)]
 
 
 def set_trainable(unet: nn.Module, train_query_projections: bool = False) -> list[str]:
