@@ -181,7 +181,7 @@ class MultiViewUNet(ModelMixin, ConfigMixin):
     def _transformer_scales(self):
         """(transformer block, downsampling factor of its feature map) for every transformer block."""
         ds = 1
-        for stage, blocks in (("in", self.input_blocks), ("mid", [self.middle_block]), ("out", self.output_blocks)):
+        for blocks in (self.input_blocks, [self.middle_block], self.output_blocks):
             for block in blocks:
                 for layer in block:
                     if isinstance(layer, SpatialTransformer3D):
@@ -282,7 +282,6 @@ class MultiViewUNet(ModelMixin, ConfigMixin):
         for block in self.output_blocks:
             h = self._stage(block, torch.cat([h, skips.pop()], dim=1), emb, context, video)
         return self.out(h).to(sample.dtype)
-
 
     def forward_with_reference_view(self, sample: torch.Tensor, timestep, context: torch.Tensor, camera: torch.Tensor,
                                     image_tokens: torch.Tensor, reference_latent: torch.Tensor, num_views: int = 4,
