@@ -11,9 +11,17 @@ through ``finetune_motion_module`` with the same settings, and measured against 
 
 1. the fixed-noise epsilon loss of the left clip (fixed timesteps and noise) drops by at least 70%;
 2. one-step x0 predictions at t = 300 and 500 of frames 1.. move toward the true frames: the cosine between
-   the predicted and the true change from frame 0 is at least 0.8 fine-tuned and at most 0.3 untrained;
+   the predicted and the true change from frame 0 is at least 0.8 fine-tuned and at most 0.3 untrained
+   (also measured, not asserted, at t = 600 and 700);
 3. the predicted change falls on the masked block's side at least 90% as much as the clip's own change does;
 4. mask control: with the right block's mask (the other clip), the predicted change is on the right side.
+
+Measured limit of this stand-in: its one-step predictions pass part of the noisy input through, so even
+with untrained modules the predicted change follows the true one at low t (cosine 0.84 at t = 300, 0.54
+at 500, 0.41 at 600, 0.21 at 700), while the fine-tuned release module reaches 0.94 / 0.89 / 0.82 / 0.72 there
+after 600 steps: no timestep gives both 0.8 fine-tuned and 0.3 untrained within this CPU budget, so the
+"untrained" half of criterion 2 fails; a base that memorises its rest views harder (more pre-training, a
+GPU) or the real ImageDream is needed for it.
 
 The variant that measures better is the pack's default (``motion.DEFAULT_VARIANT``); the last test checks
 that and prints the side-by-side table that the README quotes. Sampling is not measured here: a stand-in
@@ -47,10 +55,11 @@ PROMPT = "a block slides down"
 LEFT, RIGHT = (slice(8, 32), slice(4, 28)), (slice(8, 32), slice(36, 60))  # rest rows, cols of the two blocks
 LEFT_COLS, RIGHT_COLS = slice(0, 4), slice(4, 8)  # latent columns of the two halves
 SHIFT = 12  # pixels per frame
-X0_TIMESTEPS = (300, 500)
+X0_TIMESTEPS = (300, 500)  # asserted
+SWEEP_TIMESTEPS = X0_TIMESTEPS + (600, 700)  # measured and printed
 # The same fine-tuning for both variants: what fits this CPU's time budget (the published release settings,
 # 3e-5 for 4,000 steps, need a GPU).
-TUNING = dict(steps=300, learning_rate=4e-3, lr_schedule="cosine", warmup_steps=20, batch_size=2,
+TUNING = dict(steps=600, learning_rate=4e-3, lr_schedule="cosine", warmup_steps=20, batch_size=2,
               gradient_checkpointing=False, checkpoint_every=0, preview_every=0)
 
 
@@ -169,7 +178,7 @@ def sampled(model, clip, first_frame: str) -> torch.Tensor:  # [F, V, 4, h, w]
 
 def measure(model, data) -> dict:
     out = {"loss": fixed_loss(model, dataclasses.replace(data, clips=data.clips[:1]))}
-    for t in X0_TIMESTEPS:
+    for t in SWEEP_TIMESTEPS:
         left, right = x0_predictions(model, data, 0, t), x0_predictions(model, data, 1, t)
         out[f"cos{t}"] = change_cosine(left, clip_latents(data, 0))
         out[f"share_left{t}"] = change_share(left, LEFT_COLS)
@@ -194,7 +203,7 @@ def variant(request, base):
         trained[f"sample_share_{mode}"] = change_share(video, LEFT_COLS)
     print(f"{name}: fine-tuning {TUNING['steps']} steps in {seconds:.0f} s; training losses "
           f"{np.round(result.losses[::50], 4)}")
-    return SimpleNamespace(name=name, untrained=untrained, trained=trained, seconds=seconds)
+    return SimpleNamespace(name=name, untrained=untrained, trained=trained, seconds=seconds, data=base.data)
 
 
 RESULTS: dict[str, SimpleNamespace] = {}
@@ -252,15 +261,19 @@ def test_the_default_variant_is_the_one_that_measures_better():
 
     row("fixed loss, untrained -> fine-tuned", lambda r: f"{r.untrained['loss']:.4f} -> {r.trained['loss']:.4f} "
                                                       f"(-{100 * (1 - r.trained['loss'] / r.untrained['loss']):.0f}%)")
-    for t in X0_TIMESTEPS:
+    for t in SWEEP_TIMESTEPS:
         row(f"change cosine t={t}, fine-tuned (untrained)",
             lambda r, t=t: f"{r.trained[f'cos{t}']:.3f} ({r.untrained[f'cos{t}']:.3f})")
         row(f"change on the masked side t={t}, left / right mask",
             lambda r, t=t: f"{r.trained[f'share_left{t}']:.3f} / {r.trained[f'share_right{t}']:.3f}")
+        row(f"change cosine t={t}, right block's clip, fine-tuned (untrained)",
+            lambda r, t=t: f"{r.trained[f'cos{t}_right']:.3f} ({r.untrained[f'cos{t}_right']:.3f})")
     for mode in ("input", "generate"):
         row(f"sampled (20 DDIM steps, frame 0 {mode}): change cosine / masked side",
             lambda r, m=mode: f"{r.trained[f'sample_cos_{m}']:.3f} / {r.trained[f'sample_share_{m}']:.3f}")
     row("fine-tuning time (s)", lambda r: f"{r.seconds:.0f}")
+    truth = clip_shares(next(iter(RESULTS.values())).data)
+    rows.append(f"(the clips' own change on the masked side: left {truth[0]:.3f}, right {truth[1]:.3f})")
     row("score", lambda r: f"{score(r):.3f}")
     print("\n".join(rows))
     best = max(MOTION_VARIANTS, key=lambda v: score(RESULTS[v]))
