@@ -165,7 +165,7 @@ def fixed_loss(model, data: TrainingSet, timesteps: Sequence[int] = (50, 200, 40
         for t in timesteps:
             noise = torch.randn(batch["latents"].shape, generator=gen).to(batch["latents"].device)
             loss, _, _ = diffusion_loss(model.unet, data, batch, torch.tensor([int(t)]), noise, acp,
-                                        reference_view=model.reference_view == "pixel")
+                                        reference_view=getattr(model, "reference_view", "none") == "pixel")
             total += float(loss)
     return total / (len(data.clips) * len(timesteps))
 
