@@ -18,9 +18,9 @@ through ``finetune_motion_module`` with the same settings, and measured against 
 
 Measured limit of this stand-in: its one-step predictions pass part of the noisy input through, so even
 with untrained modules the predicted change follows the true one at low t (cosine 0.84 at t = 300, 0.54
-at 500, 0.41 at 600, 0.21 at 700), while the fine-tuned release module reaches 0.94 at t = 300 (300 steps) and
-0.89 / 0.82 / 0.72 at 500 / 600 / 700 (600 steps): no timestep gives both 0.8 fine-tuned and 0.3 untrained
-within this CPU budget, so the
+at 500, 0.41 at 600, 0.21 at 700), while the fine-tuned release module reaches 0.96 / 0.89 / 0.82 / 0.72 there
+(paper: 0.94 / 0.86 / 0.79 / 0.71): no timestep gives both 0.8 fine-tuned and 0.3 untrained within this
+CPU budget, so the
 "untrained" half of criterion 2 fails; a base that memorises its rest views harder (more pre-training, a
 GPU) or the real ImageDream is needed for it.
 
