@@ -12,6 +12,13 @@ Materials: a part that uses one material is written as it is (texture, UVs, base
 several materials is written with one atlas texture (each material's texture, or its base colour, in one
 tile; UVs remapped per face); faces whose UVs span more than one texture repeat are clamped, and that is
 logged. Vertex colours are written as COLOR_0 for parts without textures; a textured part drops them (logged).
+
+A textured material carries its colour twice, so that it shows even where a viewer cannot load the texture
+(ComfyUI's page under ``--disable-api-nodes`` blocks the ``blob:`` URLs three.js loads embedded images from,
+and the model would render flat white): the base colour factor is the texture's brightest value per channel
+(linear, times the material's own factor) and the written texture is the source texture divided by it. A
+viewer multiplies the two, which gives back the source texture (to 8-bit rounding); without the texture it
+shows the factor. The brightest value, not the mean, because a factor below a texel's value would clip it.
 """
 from __future__ import annotations
 
@@ -40,16 +47,31 @@ def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
+def colour_in_factor(base_color: np.ndarray, texture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(factor [4], texture [H, W, C] uint8) whose product is ``base_color`` times ``texture`` and whose factor
+    alone is the texture's brightest linear value per channel times ``base_color`` (see module doc)."""
+    tex = np.asarray(texture, dtype=np.uint8)
+    linear = _srgb_to_linear(tex[..., :3].astype(np.float64) / 255.0)
+    peak = linear.reshape(-1, 3).max(0)  # [3]
+    scaled = linear / np.maximum(peak, 1e-12)
+    out = tex.copy()
+    out[..., :3] = (np.clip(_linear_to_srgb(scaled), 0, 1) * 255).round().astype(np.uint8)
+    factor = np.asarray(base_color, dtype=np.float64).reshape(4).copy()
+    factor[:3] *= peak
+    return factor, out
+
+
 def _pbr(name: str, base_color: np.ndarray, texture: np.ndarray | None):
     from PIL import Image
     from trimesh.visual.material import PBRMaterial
 
     image = None
+    factor = np.asarray(base_color, dtype=np.float64).reshape(4)
     if texture is not None:
-        tex = np.asarray(texture, dtype=np.uint8)
+        factor, tex = colour_in_factor(factor, texture)
         image = Image.fromarray(tex, "RGBA" if tex.shape[2] == 4 else "RGB")
-    return PBRMaterial(name=name, baseColorFactor=np.asarray(base_color, dtype=np.float64).reshape(4),
-                       baseColorTexture=image, metallicFactor=0.0, roughnessFactor=0.8, doubleSided=True)
+    return PBRMaterial(name=name, baseColorFactor=factor, baseColorTexture=image, metallicFactor=0.0,
+                       roughnessFactor=0.8, doubleSided=True)
 
 
 def _tile(material, size: int) -> np.ndarray:  # [size, size, 4] uint8 sRGB with the base colour baked in

@@ -48,7 +48,7 @@ def test_sample_shapes_and_seed(node_classes, setup):
 
 def test_mismatched_views_and_masks(node_classes, setup):
     handle, views, cameras, masks = setup
-    with pytest.raises(ValueError, match=r"^ATOP MultiViewMotionSample: 4 views, 2 masks and 4 cameras"):
+    with pytest.raises(ValueError, match=r"^ATOP Multi-View Motion Sample: 4 views, 2 masks and 4 cameras"):
         sample(node_classes, setup, part_masks=masks[:2])
-    with pytest.raises(ValueError, match=r"^ATOP MultiViewMotionSample: the prompt is empty"):
+    with pytest.raises(ValueError, match=r"^ATOP Multi-View Motion Sample: the prompt is empty"):
         sample(node_classes, setup, prompt="  ")

@@ -6,11 +6,32 @@ import pytest
 import trimesh
 
 from atop_models.errors import InputError
-from atop_models.export.glb import Y_UP_FROM_Z_UP, part_mesh_to_scene, write_glb
+from atop_models.export.glb import (Y_UP_FROM_Z_UP, _linear_to_srgb, _srgb_to_linear, colour_in_factor,
+                                    part_mesh_to_scene, write_glb)
 from atop_models.mesh.articulate import posed_vertices
 from atop_models.mesh.loaders import load_part_mesh
 from atop_models.mesh.procedural import make_object
 from atop_models.types import Material, PartMesh
+
+
+def shown_colour(material):  # [H, W, 3] sRGB 0..1: what a viewer shows, factor times texture
+    linear = _srgb_to_linear(np.asarray(material.texture, dtype=np.float64)[..., :3] / 255)
+    return _linear_to_srgb(linear * np.asarray(material.base_color)[:3])
+
+
+def test_texture_colour_is_also_in_the_factor():
+    """Without its texture a part shows its factor: the texture's brightest linear value per channel (not
+    white); with it, factor times texture is the source texture."""
+    tex = np.zeros((4, 4, 3), np.uint8)
+    tex[..., 0], tex[..., 1], tex[..., 2] = 120, 60, 30
+    tex[0, 0] = (200, 90, 40)
+    factor, out = colour_in_factor(np.array([1.0, 1.0, 0.5, 1.0]), tex)
+    peak = _srgb_to_linear(np.array([200, 90, 40]) / 255)
+    np.testing.assert_allclose(factor, [peak[0], peak[1], 0.5 * peak[2], 1.0])
+    assert tuple(out[0, 0]) == (255, 255, 255)
+    back = _linear_to_srgb(_srgb_to_linear(out / 255) * factor[:3]) * 255
+    expected = _linear_to_srgb(_srgb_to_linear(tex / 255) * [1.0, 1.0, 0.5]) * 255
+    assert np.abs(back - expected).max() <= 1.5
 
 
 def part_vertices(mesh, name):
@@ -28,9 +49,10 @@ def test_round_trip_through_the_loader(tmp_path, category, frame):
     for name in mesh.part_names:
         assert np.allclose(part_vertices(back, name), part_vertices(mesh, name), atol=1e-6)
         a, b = mesh.part_index(name), back.part_index(name)
-        tex_a = mesh.materials[mesh.face_material[mesh.face_part == a][0]].texture
-        tex_b = back.materials[back.face_material[back.face_part == b][0]].texture
-        assert np.array_equal(tex_a, tex_b[..., :3])
+        mat_a = mesh.materials[mesh.face_material[mesh.face_part == a][0]]
+        mat_b = back.materials[back.face_material[back.face_part == b][0]]
+        # the file splits the colour between factor and texture (see glb.py); their product is unchanged
+        assert np.abs(shown_colour(mat_a) - shown_colour(mat_b)).max() <= 1.5 / 255
     assert np.allclose(np.sort(back.uv, axis=0), np.sort(mesh.uv, axis=0), atol=1e-6)
 
 
