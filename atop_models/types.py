@@ -120,6 +120,8 @@ class PartMesh:
     category: str = ""
     # Rigid attachments without a joint (URDF fixed joints): child part/link -> parent part/link.
     attached: dict[str, str] = field(default_factory=dict)
+    # What loading had to leave out or find elsewhere (a refused texture, a missing material file).
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.vertices = np.asarray(self.vertices, dtype=np.float64)

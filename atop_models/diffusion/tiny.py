@@ -7,11 +7,12 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ..files import new_temp_folder, replace_folder
 
 log = logging.getLogger("atop")
 
@@ -239,9 +240,7 @@ def make_tiny(out: str | os.PathLike, layout: str = "diffusers", seed: int = 0, 
         raise ValueError(f"layout must be 'diffusers' or 'original', got {layout!r}")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private
+    tmp = new_temp_folder(out)
     try:
         if layout == "diffusers":
             write_diffusers_folder(tmp, seed)
@@ -249,9 +248,7 @@ def make_tiny(out: str | os.PathLike, layout: str = "diffusers", seed: int = 0, 
         else:
             rel = write_original_layout(tmp, seed, file_format)
             paths = {k: out / p.relative_to(tmp) for k, p in rel.items()}
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

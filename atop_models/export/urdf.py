@@ -17,13 +17,13 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..files import new_temp_folder, replace_folder
 from ..geometry.transforms import joint_in_frame
 from ..types import Joint, PartMesh
 from .glb import Y_UP_FROM_Z_UP, part_mesh_to_scene
@@ -171,29 +171,20 @@ def write_urdf(mesh: PartMesh, joints: list[Joint] | Joint, out_dir: str | os.Pa
     output_frame(mesh, frame)
     out_dir = Path(out_dir).absolute()
     try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+        tmp = new_temp_folder(out_dir)
     except OSError as exc:
         raise InputError(f"cannot write the URDF folder '{out_dir}': {exc.strerror or exc}; choose a writable "
                          "output folder") from exc
-    old = None
     try:
         urdf = build_urdf(mesh, joints, tmp, robot_name=robot_name, mesh_format=mesh_format, frame=frame,
                           layout=layout)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
+        replace_folder(tmp, out_dir)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out_dir.exists():
-            os.replace(old, out_dir)
         raise InputError(f"cannot write the URDF folder '{out_dir}': {exc.strerror or exc}; choose a writable "
                          "output folder with free space") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     log.info("wrote URDF %s (%d joints, %s meshes, %s frame)", out_dir / urdf.name, len(joints), mesh_format, frame)
     return out_dir / urdf.name

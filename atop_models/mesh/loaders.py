@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -19,8 +18,9 @@ import numpy as np
 from ..errors import InputError
 from ..types import Joint, Material, PartMesh
 from ..geometry.transforms import joint_in_frame
+from .assets import AssetResolver, asset_root
 from .normalize import UP_AXES, normalization_matrix, transform_points
-from .urdf_reader import UrdfModel, link_world_transforms, read_urdf
+from .urdf_reader import MOVABLE, UrdfModel, link_world_transforms, read_urdf
 
 log = logging.getLogger("atop")
 
@@ -31,6 +31,7 @@ OTHER_MESH_EXTS = (".stl", ".ply", ".off", ".dae")
 # PartNet-Mobility objects face -X in their URDF world (checked on renders of the development objects);
 # a quarter turn about +Z brings their front to -Y, where the azimuth-0 camera looks from.
 PARTNET_FRONT_YAW_DEG = 90.0
+MAX_NOTES_SHOWN = 5  # loading notes listed under the parts; the log has them all
 SUPPORTED = SCENE_EXTS + OBJ_EXTS + URDF_EXTS + OTHER_MESH_EXTS
 
 
@@ -57,29 +58,35 @@ def _color01(c, default=(0.8, 0.8, 0.8, 1.0)) -> np.ndarray:  # [4]
     return np.clip(a[:4], 0.0, 1.0)
 
 
-def _image_array(img) -> Optional[np.ndarray]:  # [H, W, 3|4] uint8
+def _image_array(img, notes: list[str]) -> Optional[np.ndarray]:  # [H, W, 3|4] uint8
     if img is None:
         return None
-    if img.mode not in ("RGB", "RGBA"):
-        img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
-    return np.asarray(img, dtype=np.uint8).copy()
+    try:
+        if img.mode not in ("RGB", "RGBA"):
+            img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
+        return np.asarray(img, dtype=np.uint8).copy()
+    except Exception as exc:  # PIL decodes lazily: a truncated or corrupt image fails only here
+        name = img.info.get("file_path", "a texture")
+        notes.append(f"texture '{name}' could not be decoded ({type(exc).__name__}: {str(exc)[:120]}); "
+                     "its parts use their base colour")
+        return None
 
 
-def _material_from_trimesh(mat) -> Material:
+def _material_from_trimesh(mat, notes: list[str]) -> Material:
     name = getattr(mat, "name", None) or "material"
     if mat is None:
         return Material()
     if hasattr(mat, "baseColorFactor") or hasattr(mat, "baseColorTexture"):  # PBRMaterial
         return Material(name=name, base_color=_color01(getattr(mat, "baseColorFactor", None), (1, 1, 1, 1)),
-                        texture=_image_array(getattr(mat, "baseColorTexture", None)))
-    img = _image_array(getattr(mat, "image", None))  # SimpleMaterial (OBJ/MTL)
+                        texture=_image_array(getattr(mat, "baseColorTexture", None), notes))
+    img = _image_array(getattr(mat, "image", None), notes)  # SimpleMaterial (OBJ/MTL)
     diffuse = getattr(mat, "diffuse", None)
     return Material(name=name, base_color=_color01(diffuse, (1, 1, 1, 1) if img is not None else (0.8, 0.8, 0.8, 1)),
                     texture=img)
 
 
 def _piece_from_trimesh(mesh, part: str, transform: Optional[np.ndarray] = None,
-                        rgba: Optional[np.ndarray] = None) -> Optional[_Piece]:
+                        rgba: Optional[np.ndarray] = None, notes: Optional[list[str]] = None) -> Optional[_Piece]:
     """One trimesh geometry as a piece (None when it has no faces)."""
     import trimesh
 
@@ -94,7 +101,7 @@ def _piece_from_trimesh(mesh, part: str, transform: Optional[np.ndarray] = None,
     key: object = ("default", None if rgba is None else tuple(rgba))
     material = Material() if rgba is None else Material(name="urdf", base_color=_color01(rgba))
     if isinstance(visual, trimesh.visual.TextureVisuals):
-        material = _material_from_trimesh(visual.material)
+        material = _material_from_trimesh(visual.material, [] if notes is None else notes)
         key = id(visual.material)
         if visual.uv is not None and len(visual.uv) == len(v):
             uv = np.asarray(visual.uv, dtype=np.float64)
@@ -112,30 +119,14 @@ def _piece_from_trimesh(mesh, part: str, transform: Optional[np.ndarray] = None,
 
 
 # --- sources ---------------------------------------------------------------------------------------------
-def _missing_mtl(path: str) -> list[str]:
-    """MTL files an OBJ names (mtllib) that do not exist beside it."""
-    with open(path, "rb") as fh:
-        text = fh.read()
-    names = re.findall(rb"^[ \t]*mtllib[ \t]+(.+?)[ \t]*\r?$", text, flags=re.MULTILINE)
-    folder = os.path.dirname(path)
-    return [n.decode("utf-8", "replace") for n in names
-            if not os.path.isfile(os.path.join(folder, n.decode("utf-8", "replace")))]
-
-
-def _load_trimesh_scene(path: str, notes: list[str] | None = None, **kwargs):
+def _load_trimesh_scene(path: str, root: str, notes: list[str], **kwargs):
+    """A trimesh Scene of ``path``; the files it refers to come from inside ``root`` only (assets.py).
+    References that could not be served become ``notes``."""
     import trimesh
 
+    resolver = AssetResolver(os.path.dirname(os.path.abspath(path)), root)
     try:
-        scene = trimesh.load(path, force="scene", process=False, **kwargs)
-        if path.lower().endswith(".obj") and _missing_mtl(path):
-            # trimesh substitutes a grey 2x2 placeholder texture for a missing MTL; use our default
-            # material instead, and say so.
-            if notes is not None:
-                notes.append(os.path.basename(path))
-            for g in scene.geometry.values():
-                if isinstance(g.visual, trimesh.visual.TextureVisuals):
-                    g.visual = trimesh.visual.ColorVisuals(mesh=g)
-        return scene
+        scene = trimesh.load(path, force="scene", process=False, resolver=resolver, **kwargs)
     except InputError:
         raise
     except Exception as exc:  # trimesh raises many types for damaged files
@@ -143,9 +134,22 @@ def _load_trimesh_scene(path: str, notes: list[str] | None = None, **kwargs):
         raise InputError(f"could not read '{path}'; it is not a valid {ext[1:].upper()} file "
                          f"({type(exc).__name__}: {str(exc)[:160]}); re-export the mesh or check that the "
                          "file is complete") from exc
+    where = os.path.relpath(path, root)
+    for name, why in resolver.problems:
+        what = "material file" if name.lower().endswith(".mtl") else "referenced file"
+        notes.append(f"'{where}': {what} '{name}' {why}; its parts use "
+                     + ("the default grey material" if what == "material file" else "their base colour"))
+    for name, found in resolver.relocated:
+        notes.append(f"'{where}': '{name}' does not exist as written; used '{found}' inside the asset folder")
+    if path.lower().endswith(".obj") and any(n.lower().endswith(".mtl") for n, _ in resolver.problems):
+        # trimesh substitutes a grey 2x2 placeholder texture for a missing MTL; use our default material.
+        for g in scene.geometry.values():
+            if isinstance(g.visual, trimesh.visual.TextureVisuals):
+                g.visual = trimesh.visual.ColorVisuals(mesh=g)
+    return scene
 
 
-def _scene_pieces(scene, base: Optional[np.ndarray] = None, part: Optional[str] = None,
+def _scene_pieces(scene, notes: list[str], base: Optional[np.ndarray] = None, part: Optional[str] = None,
                   rgba: Optional[np.ndarray] = None) -> list[_Piece]:
     """Pieces of a trimesh Scene, scene-graph transforms applied; part = node name unless given.
     Nodes are taken in name order (trimesh does not keep the file's order), so part order is stable."""
@@ -156,7 +160,7 @@ def _scene_pieces(scene, base: Optional[np.ndarray] = None, part: Optional[str] 
         T = np.asarray(T, dtype=np.float64)
         if base is not None:
             T = base @ T
-        piece = _piece_from_trimesh(geom, part if part is not None else str(node), T, rgba)
+        piece = _piece_from_trimesh(geom, part if part is not None else str(node), T, rgba, notes)
         if piece is not None:
             pieces.append(piece)
     return pieces
@@ -166,6 +170,7 @@ def _urdf_pieces(path: str, notes: list[str]):
     import trimesh
 
     model: UrdfModel = read_urdf(path)
+    notes += model.notes
     world = link_world_transforms(model)
     pieces: list[_Piece] = []
     cache: dict[str, object] = {}
@@ -175,8 +180,8 @@ def _urdf_pieces(path: str, notes: list[str]):
             T = world[link.name] @ vis.origin @ S
             if vis.mesh_path is not None:
                 if vis.mesh_path not in cache:
-                    cache[vis.mesh_path] = _load_trimesh_scene(vis.mesh_path, notes)
-                new = _scene_pieces(cache[vis.mesh_path], T, link.name, vis.rgba)
+                    cache[vis.mesh_path] = _load_trimesh_scene(vis.mesh_path, vis.asset_root, notes)
+                new = _scene_pieces(cache[vis.mesh_path], notes, T, link.name, vis.rgba)
                 if not new:
                     log.warning("URDF link '%s': mesh '%s' has no faces", link.name, vis.mesh_path)
                 pieces += new
@@ -186,15 +191,17 @@ def _urdf_pieces(path: str, notes: list[str]):
                     m = trimesh.creation.box(extents=dims)
                 elif kind == "cylinder":
                     m = trimesh.creation.cylinder(radius=dims[0], height=dims[1])
+                elif kind == "capsule":
+                    m = trimesh.creation.capsule(height=dims[1], radius=dims[0])
                 else:
                     m = trimesh.creation.icosphere(subdivisions=2, radius=dims[0])
                 pieces.append(_piece_from_trimesh(m, link.name, T, vis.rgba))
     joints, attached = [], {}
     for j in model.joints:
-        if j.type in ("revolute", "continuous", "prismatic"):
+        if j.type in MOVABLE:
             Tj = world[j.parent] @ j.origin
             jt = "prismatic" if j.type == "prismatic" else "revolute"
-            limits = j.limits if (j.type != "continuous" and j.limits is not None) else (-math.pi, math.pi)
+            limits = j.limits if j.type != "continuous" else (-math.pi, math.pi)
             joints.append(Joint(type=jt, axis=Tj[:3, :3] @ j.axis, origin=Tj[:3, 3], limits=limits,
                                 child=j.child, parent=j.parent, name=j.name))
         else:
@@ -286,15 +293,15 @@ def load_part_mesh(path: str, *, up_axis: str = "auto") -> PartMesh:
         if os.path.basename(path) == "mobility.urdf":
             name, fmt = os.path.basename(os.path.dirname(os.path.abspath(path))), "partnet-mobility"
     elif ext in OBJ_EXTS:
-        scene = _load_trimesh_scene(path, split_objects=True, split_groups=True, group_material=False,
-                                    notes=notes)
-        pieces, fmt = _scene_pieces(scene), "obj"
+        scene = _load_trimesh_scene(path, asset_root(path), notes, split_objects=True, split_groups=True,
+                                    group_material=False)
+        pieces, fmt = _scene_pieces(scene, notes), "obj"
     else:
-        scene = _load_trimesh_scene(path)
-        pieces, fmt = _scene_pieces(scene), ext[1:]
-    if notes:
-        log.warning("%d OBJ file(s) of '%s' name missing MTL material files (%s%s); those parts use the "
-                    "default grey material", len(notes), path, ", ".join(notes[:3]), ", ..." if len(notes) > 3 else "")
+        scene = _load_trimesh_scene(path, asset_root(path), notes)
+        pieces, fmt = _scene_pieces(scene, notes), ext[1:]
+    notes = list(dict.fromkeys(notes))  # a texture shared by many files is reported once per file
+    for note in notes:
+        log.warning("%s: %s", os.path.basename(path), note)
     up = up_axis if up_axis != "auto" else ("y" if ext in SCENE_EXTS else "z")
 
     arrays = _assemble(pieces, path)
@@ -303,7 +310,7 @@ def load_part_mesh(path: str, *, up_axis: str = "auto") -> PartMesh:
     arrays["vertices"] = transform_points(N, arrays["vertices"])
     njoints = [joint_in_frame(j, N) for j in joints]
     mesh = PartMesh(**arrays, normalized_from_source=N, source_path=os.path.abspath(path), source_format=fmt,
-                    joints=njoints, name=name, attached=attached)
+                    joints=njoints, name=name, attached=attached, notes=notes)
     log.info("loaded %s: %d parts, %d faces, %d joints (%s, up=%s)", path, len(mesh.part_names),
              len(mesh.faces), len(njoints), fmt, up)
     return mesh
@@ -319,4 +326,8 @@ def describe_parts(mesh: PartMesh) -> str:
         if j is not None:
             info += f": {j.type} joint '{j.name}', limits [{j.limits[0]:.3g}, {j.limits[1]:.3g}]"
         lines.append(info)
+    shown = MAX_NOTES_SHOWN
+    lines += [f"note: {n}" for n in mesh.notes[:shown]]
+    if len(mesh.notes) > shown:
+        lines.append(f"note: {len(mesh.notes) - shown} more (see the log)")
     return "\n".join(lines)
