@@ -91,14 +91,15 @@ WORKFLOWS: dict[str, dict] = {
     "atop_articulate": {
         "1": {"class_type": "LoadPartMesh", "inputs": {"mesh_path": SAMPLE_MESH}},
         "2": {"class_type": "MeshMultiViewRender", "inputs": {"mesh": link(1)}},
-        "3": {"class_type": "PartMaskRender", "inputs": {"mesh": link(1), "cameras": link(2, 1), "part_name": link(12)}},
+        "3": {"class_type": "PartMaskRender", "inputs": {"mesh": link(1), "cameras": link(2, 1),
+                                                         "part_name": link(12)}},
         "4": {"class_type": "LoadInflatedImageDream", "inputs": {"base_model": MODEL}},
         "5": {"class_type": "MultiViewMotionSample", "inputs": {
             "model": link(4), "views": link(2), "cameras": link(2, 1), "part_masks": link(3),
             "prompt": "the door of the cabinet is being opened"}},
         "6": {"class_type": "GaussianSDSLift", "inputs": {
             "mesh": link(1), "part_name": link(12), "cameras": link(2, 1), "guidance": "sds", "video": link(5),
-            "model": link(4)}},
+            "model": link(4), "iterations": 300}},
         "7": {"class_type": "OBBAxisSearch", "inputs": {"points": link(6), "mesh": link(1)}},
         "8": {"class_type": "ExportURDF", "inputs": {"mesh": link(1), "joint": link(7), "robot_name": "cabinet",
                                                      "filename_prefix": "cabinet"}},
@@ -147,7 +148,7 @@ OUTPUT_TITLES = {
     ("RenderReferenceMotion", 2): "Saved clip folder",
     ("MotionModuleFinetune", 1): "Saved motion module",
 }
-SOURCE_TITLES = {"PrimitiveString": "Part name (used by every node that needs it)"}
+SOURCE_TITLES = {"PrimitiveString": "Part name"}  # feeds every node that needs the part
 
 
 @dataclass
@@ -171,7 +172,8 @@ TEMPLATES: dict[str, Template] = {
               "per-frame 3D Gaussians; the joint is found from them and exported as a URDF and an animated GLB.",
         change=["the object: `category` and `seed` of ATOP Procedural Object, or ATOP Load Part Mesh with your "
                 "own segmented GLB/OBJ/URDF in its place",
-                "the part: the **Part name** node (the parts are listed in *Parts and joints*)",
+                "the part: the **Part name** node, which feeds every node that needs it (the parts are listed "
+                "in *Parts and joints*)",
                 "time against accuracy: `iterations` and `resolution` of ATOP Gaussian SDS Lift"]),
     "atop_joint_from_reference": Template(
         file="ATOP Joint from ground-truth points (no weights, CPU)",
@@ -198,7 +200,7 @@ TEMPLATES: dict[str, Template] = {
                 "training: `steps`, `learning_rate`, `batch_size` of ATOP Motion Module Finetune",
                 "the module's name: `save_name`"]),
     "atop_sample_motion": Template(
-        file="ATOP Sample a part's motion from text (needs ImageDream weights, GPU)",
+        file="ATOP Sample the motion of a part from text (needs ImageDream weights, GPU)",
         needs=WEIGHTS + "; a fine-tuned motion module in the loader's `motion_module`",
         about="The personalised multi-view model generates the part's motion from the rest views, the part's "
               "masks and the prompt.",
@@ -229,7 +231,8 @@ def note_for(name: str, prompt: dict, info: dict) -> str:
     if t is None:  # a workflow without a written note: what its nodes say
         needs_weights = any(n["class_type"] == "LoadInflatedImageDream" for n in prompt.values())
         editable = sorted({k for n in prompt.values() for k, v in n["inputs"].items()
-                           if k in ("mesh_path", "category", "part_name", "prompt", "value") and not isinstance(v, list)})
+                           if k in ("mesh_path", "category", "part_name", "prompt", "value")
+                           and not isinstance(v, list)})
         t = Template(file=name, needs=WEIGHTS if needs_weights else NO_WEIGHTS, about="",
                      change=[f"`{k}`" for k in editable])
     lines = [f"## {t.file.split(' (')[0]}", ""]
