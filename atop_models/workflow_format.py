@@ -70,12 +70,14 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
 
 
 def api_to_ui(prompt: dict, object_info: dict, *, title: str | None = None, note: str | None = None,
-              node_titles: dict[str, str] | None = None) -> dict:
+              node_titles: dict[str, str] | None = None,
+              node_sizes: dict[str, tuple[int, int]] | None = None) -> dict:
     """A UI workflow for an API prompt: nodes in titled groups per stage (``workflow_layout``), a Markdown
-    note first when ``note`` is given, and ``node_titles`` (node id -> title) replacing default titles.
+    note first when ``note`` is given, ``node_titles`` (node id -> title) replacing default titles and
+    ``node_sizes`` (node id -> size) estimated ones.
     No saved view: the page then fits the graph to the screen on load."""
     ids = sorted(prompt, key=int)
-    placed = layout_workflow(prompt, object_info, _ordered_inputs, note=note)
+    placed = layout_workflow(prompt, object_info, _ordered_inputs, note=note, sizes=node_sizes)
     depth: dict[str, int] = {}
 
     def level(nid: str) -> int:

@@ -230,11 +230,14 @@ def _place(blocks: list[_Block], cuts) -> tuple[list[tuple[float, float]], float
 
 
 def layout_workflow(prompt: dict, object_info: dict, ordered_inputs, note: str | None = None,
-                    origin: tuple[float, float] = (0.0, 0.0)) -> Layout:
+                    origin: tuple[float, float] = (0.0, 0.0),
+                    sizes: dict[str, tuple[int, int]] | None = None) -> Layout:
     """Placements of every node of ``prompt`` (and of a note), and the stage groups. ``ordered_inputs`` is
-    ``workflow_format._ordered_inputs`` (passed in to keep one definition)."""
+    ``workflow_format._ordered_inputs`` (passed in to keep one definition); ``sizes`` (node id -> body size)
+    replaces estimated sizes."""
     sizes = {nid: node_size(node["class_type"], object_info[node["class_type"]],
-                            ordered_inputs(object_info[node["class_type"]])) for nid, node in prompt.items()}
+                            ordered_inputs(object_info[node["class_type"]])) for nid, node in prompt.items()
+             } | dict(sizes or {})
     stages = stage_of(prompt, object_info)
     order = list(STAGES) + sorted(set(stages.values()) - set(STAGES))
     present = [s for s in order if s in stages.values()]

@@ -32,11 +32,11 @@ CAPTION_H = 64
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-# how each workflow's picture is taken: its Preview 3D, or the images of some of its nodes (a sub-graph
-# that runs without weights: these node ids and everything they need)
+# how each workflow's picture is taken: its Preview 3D, or the images of some of its nodes ("id" or
+# "id:output"; a sub-graph that runs without weights: these nodes and everything they need)
 RECIPES: dict[str, tuple[str, list[str]]] = {
     "atop_lift_reference_motion": ("preview3d", []),
-    "atop_joint_from_reference": ("preview3d", []),
+    "atop_joint_from_reference": ("images", ["3:1"]),  # the joint found, drawn on the views
     "atop_reference_clips": ("images", ["4"]),
     "atop_finetune_motion": ("images", ["2"]),
     "atop_sample_motion": ("images", ["2", "3"]),
@@ -81,9 +81,10 @@ def needed(prompt: dict, keep: list[str]) -> dict:
 def run_images(host: ComfyHost, name: str, keep: list[str]) -> Image.Image:
     """Runs the nodes ``keep`` (and their inputs) as shipped, with a Preview Image after each; returns their
     images side by side, one row per node."""
-    prompt = needed(json.loads((ROOT / "workflows" / "api" / f"{name}.json").read_text()), keep)
-    for i, nid in enumerate(keep):
-        source = [nid, 0]
+    outputs = [(k.split(":")[0], int(k.split(":")[1]) if ":" in k else 0) for k in keep]
+    prompt = needed(json.loads((ROOT / "workflows" / "api" / f"{name}.json").read_text()), [n for n, _ in outputs])
+    for i, (nid, slot) in enumerate(outputs):
+        source = [nid, slot]
         if prompt[nid]["class_type"] == "PartMaskRender":  # masks as images
             prompt[f"m{i}"] = {"class_type": "MaskToImage", "inputs": {"mask": [nid, 0]}}
             source = [f"m{i}", 0]
@@ -99,6 +100,8 @@ def run_images(host: ComfyHost, name: str, keep: list[str]) -> Image.Image:
             rows += [[images[v * per_view + f] for v in range(4)] for f in (0, per_view // 2, per_view - 1)]
         else:
             rows.append(images)
+    if len(rows) == 1 and len(rows[0]) == 4:  # four views: two by two
+        rows = [rows[0][:2], rows[0][2:]]
     # every picture cropped to the box that holds the object in all of them (white backgrounds, black masks)
     boxes = [np.argwhere(np.abs(np.asarray(im, dtype=np.int32) - np.asarray(im)[0, 0]).sum(-1) > 30)
              for row in rows for im in row]
@@ -117,7 +120,8 @@ def run_images(host: ComfyHost, name: str, keep: list[str]) -> Image.Image:
 
 
 def run_preview3d(host: ComfyHost, browser, name: str) -> Image.Image:
-    """Loads the UI workflow in the page, queues it, plays its Preview 3D and takes the view mid-motion."""
+    """Loads the UI workflow in the page, queues it, plays its Preview 3D and takes the view when the part is
+    most open."""
     context = browser.new_context(viewport={"width": 1600, "height": 1000}, bypass_csp=True)
     page = context.new_page()
     page.goto(host.url + "/", timeout=120_000)
@@ -147,14 +151,20 @@ def run_preview3d(host: ComfyHost, browser, name: str) -> Image.Image:
         c.parentElement.parentElement.querySelector('.pointer-events-none.absolute').style.visibility = 'hidden';
         const r = c.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }""")
     page.mouse.move(box[0] + box[2] / 2, box[1] + box[3] / 2)
-    page.wait_for_timeout(1000)  # 1 s into the 2 s open-and-close loop: fully open
-    png = page.screenshot(clip={"x": box[0], "y": box[1], "width": box[2], "height": box[3]})
+    best = None
+    for _ in range(10):  # over one open-and-close loop (2 s): keep the most open moment
+        page.wait_for_timeout(240)
+        png = page.screenshot(clip={"x": box[0], "y": box[1], "width": box[2], "height": box[3]})
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        rgb = np.asarray(image, dtype=np.int32)
+        shown = (rgb.max(-1) - rgb.min(-1) >= 30) | (rgb.mean(-1) >= 140)  # the object, not the dark floor grid
+        shown[int(0.7 * rgb.shape[0]):, :int(0.3 * rgb.shape[1])] = False  # nor the axes gizmo in the corner
+        ys, xs = np.nonzero(shown)
+        area = (ys.max() - ys.min()) * (xs.max() - xs.min())
+        if best is None or area > best[0]:
+            best = (area, image, ys, xs)
     context.close()
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    rgb = np.asarray(image, dtype=np.int32)
-    shown = (rgb.max(-1) - rgb.min(-1) >= 30) | (rgb.mean(-1) >= 140)  # the object, not the dark floor grid
-    shown[int(0.7 * rgb.shape[0]):, :int(0.3 * rgb.shape[1])] = False  # nor the axes gizmo in the corner
-    ys, xs = np.nonzero(shown)
+    _, image, ys, xs = best
     cy, cx = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
     half = int(0.6 * max(ys.max() - ys.min(), xs.max() - xs.min())) + 8
     return image.crop((cx - half, cy - half, cx + half, cy + half))

@@ -62,7 +62,9 @@ WORKFLOWS: dict[str, dict] = {
         "9": {"class_type": "PreviewAny", "inputs": {"source": link(4)}},
         "10": {"class_type": "PreviewAny", "inputs": {"source": link(1, 1)}},
     },
-    # Few-shot personalisation: reference clips of procedural cabinets, then motion-module fine-tuning.
+    # (The model workflows show nothing that runs without the model: queued without weights, ComfyUI then refuses
+# the whole prompt and the page shows why, instead of running part of it and outlining the loader in red.)
+# Few-shot personalisation: reference clips of procedural cabinets, then motion-module fine-tuning.
     "atop_finetune_motion": {
         "1": {"class_type": "ProceduralObject", "inputs": {"category": "cabinet", "seed": 1}},
         "2": {"class_type": "RenderReferenceMotion", "inputs": {"mesh": link(1), "part_name": PART,
@@ -84,7 +86,6 @@ WORKFLOWS: dict[str, dict] = {
             "model": link(4), "views": link(2), "cameras": link(2, 1), "part_masks": link(3),
             "prompt": "the door of the cabinet is being opened"}},
         "6": {"class_type": "SaveImage", "inputs": {"images": link(5, 1), "filename_prefix": "atop/motion"}},
-        "7": {"class_type": "PreviewAny", "inputs": {"source": link(1, 1)}},
         "8": {"class_type": "PreviewAny", "inputs": {"source": link(4, 1)}},
     },
     # The whole method: text -> multi-view motion -> Gaussians by SDS -> joint -> URDF + animated preview.
@@ -109,7 +110,6 @@ WORKFLOWS: dict[str, dict] = {
         "12": {"class_type": "PrimitiveString", "inputs": {"value": PART}},
         "13": {"class_type": "PreviewAny", "inputs": {"source": link(6, 3)}},
         "14": {"class_type": "PreviewAny", "inputs": {"source": link(8)}},
-        "15": {"class_type": "PreviewAny", "inputs": {"source": link(1, 1)}},
     },
     # Without weights: lift a ground-truth motion video with "video" guidance, then the joint and export.
     "atop_lift_reference_motion": {
@@ -148,6 +148,9 @@ OUTPUT_TITLES = {
     ("RenderReferenceMotion", 2): "Saved clip folder",
     ("MotionModuleFinetune", 1): "Saved motion module",
 }
+# text displays whose text runs long (a paragraph) get a taller node: (source class, output index) -> height
+LONG_TEXTS = {("ProceduralObject", 1): 170, ("EvaluateJoint", 0): 150, ("GaussianSDSLift", 3): 150,
+              ("LoadInflatedImageDream", 1): 130}
 SOURCE_TITLES = {"PrimitiveString": "Part name"}  # feeds every node that needs the part
 
 
@@ -205,7 +208,7 @@ TEMPLATES: dict[str, Template] = {
         about="The personalised multi-view model generates the part's motion from the rest views, the part's "
               "masks and the prompt.",
         change=["the mesh: `mesh_path` of ATOP Load Part Mesh (a GLB in ComfyUI's input/3d/)",
-                "the part: `part_name` of ATOP Part Mask Render (see *Parts of the mesh*)",
+                "the part: `part_name` of ATOP Part Mask Render (a name the mesh lacks is refused with its parts)",
                 "the prompt of ATOP Multi-View Motion Sample; the motion module in the loader"]),
     "atop_articulate": Template(
         file="ATOP Articulate a part from a text prompt (needs ImageDream weights, GPU)",
@@ -213,7 +216,7 @@ TEMPLATES: dict[str, Template] = {
         about="The whole method: the model generates the part's motion from the prompt, per-frame Gaussians are "
               "fitted to it by score distillation, and the joint is found and exported with an animated preview.",
         change=["the mesh: `mesh_path` of ATOP Load Part Mesh (a GLB in ComfyUI's input/3d/)",
-                "the part: the **Part name** node (see *Parts of the mesh*)",
+                "the part: the **Part name** node (a name the mesh lacks is refused with its parts)",
                 "the prompt of ATOP Multi-View Motion Sample; the motion module in the loader"]),
 }
 
@@ -266,6 +269,19 @@ def node_titles(name: str, prompt: dict) -> dict[str, str]:
     return titles
 
 
+def text_sizes(prompt: dict) -> dict[str, tuple[int, int]]:
+    from atop_models.workflow_layout import NODE_W
+
+    sizes = {}
+    for nid, node in prompt.items():
+        src = node["inputs"].get("source")
+        if node["class_type"] == "PreviewAny" and isinstance(src, list):
+            height = LONG_TEXTS.get((prompt[src[0]]["class_type"], src[1]))
+            if height:
+                sizes[nid] = (NODE_W, height)
+    return sizes
+
+
 def template_file(name: str) -> str:
     return TEMPLATES[name].file if name in TEMPLATES else name
 
@@ -291,7 +307,8 @@ def main() -> int:
                 if key in node["inputs"]:
                     api[node_id]["inputs"][key] = node["inputs"][key]
         titles = node_titles(name, prompt)
-        ui = api_to_ui(api, info, title=template_file(name), note=note_for(name, prompt, info), node_titles=titles)
+        ui = api_to_ui(api, info, title=template_file(name), note=note_for(name, prompt, info), node_titles=titles,
+                       node_sizes=text_sizes(prompt))
         ui["extra"]["atop_api_twin"] = f"api/{name}.json"
         for node_id, title in titles.items():
             api[node_id]["_meta"] = {"title": title}
