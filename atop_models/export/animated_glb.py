@@ -84,7 +84,7 @@ def animated_glb_bytes(mesh: PartMesh, joints: list[Joint], *, frames: int = 48,
     if frames < 2 or fps <= 0:
         raise InputError(f"an animation needs at least 2 frames and a positive fps, got {frames} frames at {fps}")
     T = output_frame(mesh, frame)
-    doc, blob = read_glb(part_mesh_to_scene(mesh, frame=frame).export(file_type="glb"))
+    doc, blob = read_glb(part_mesh_to_scene(mesh, frame=frame, region_colours=True).export(file_type="glb"))
     blob = bytearray(blob)
     nodes = doc["nodes"]
     by_name = {n.get("name"): i for i, n in enumerate(nodes)}

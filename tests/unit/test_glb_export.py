@@ -97,3 +97,29 @@ def test_part_with_several_materials_gets_one_atlas(tmp_path):
     assert img.shape[1] == 2 * img.shape[0]  # two tiles side by side
     back = load_part_mesh(write_glb(mesh, tmp_path / "t.glb", frame="normalized"))
     assert back.part_names == ["thing"] and len(back.faces) == len(F)
+
+
+def test_preview_colours_per_texture_region():
+    """Region colours (the animated preview): a drawer's atlas (wood front, tan inside, metal handle) splits into
+    three regions, each vertex colour is its region's brightest texel, and vertex colour times texture gives
+    back the source texture wherever a face samples it."""
+    from atop_models.export.glb import region_colour_split, texture_regions
+
+    mesh = make_object("chest_of_drawers", 0)
+    part = mesh.part_index("drawer_1")
+    faces = mesh.faces[mesh.face_part == part]
+    tex = mesh.materials[mesh.face_material[mesh.face_part == part][0]].texture
+    face_region, _ = texture_regions(mesh.uv[faces], tex.shape[:2])
+    assert len(np.unique(face_region)) == 3
+    v, f, uv, out, colours = region_colour_split(mesh.vertices, faces, mesh.uv, tex)
+    assert len(v) == len(uv) == len(colours) and f.max() < len(v)
+    assert np.allclose(v[f], mesh.vertices[faces]) and np.allclose(uv[f], mesh.uv[faces])
+    assert len(np.unique(colours, axis=0)) == 3
+    H, W = tex.shape[:2]
+    centres = uv[f].mean(1)  # sample each face at its UV centroid: shown = colour * texture
+    x = np.clip((centres[:, 0] * W).astype(int), 0, W - 1)
+    y = np.clip(((1 - centres[:, 1]) * H).astype(int), 0, H - 1)
+    shown = _linear_to_srgb(_srgb_to_linear(out[y, x, :3] / 255) * colours[f[:, 0], :3] / 255) * 255
+    assert np.abs(shown - tex[y, x, :3]).max() <= 3.0
+    wood = colours[f[:, 0]][np.argmin(colours[f[:, 0], :3].sum(1))]
+    assert wood[0] > wood[2] + 10  # the front's colour is brown (red over blue), not a grey
