@@ -167,6 +167,10 @@ NO_WEIGHTS = "no model weights; runs on a CPU"
 WEIGHTS = ("ImageDream weights in models/atop/imagedream (the README's model table) and a CUDA GPU "
            "(a CPU runs it only with tiny test models)")
 
+WEIGHTS_AND_MODULE = WEIGHTS + "; a fine-tuned motion module in the loader's `motion_module`"
+CHANGE_MESH = "the mesh: `mesh_path` of ATOP Load Part Mesh (a GLB in ComfyUI's input/3d/)"
+CHANGE_PROMPT = "the prompt of ATOP Multi-View Motion Sample; the motion module in the loader"
+
 TEMPLATES: dict[str, Template] = {
     "atop_lift_reference_motion": Template(
         file="ATOP Lift a reference motion into a joint (no weights, CPU)",
@@ -204,20 +208,19 @@ TEMPLATES: dict[str, Template] = {
                 "the module's name: `save_name`"]),
     "atop_sample_motion": Template(
         file="ATOP Sample the motion of a part from text (needs ImageDream weights, GPU)",
-        needs=WEIGHTS + "; a fine-tuned motion module in the loader's `motion_module`",
+        needs=WEIGHTS_AND_MODULE,
         about="The personalised multi-view model generates the part's motion from the rest views, the part's "
               "masks and the prompt.",
-        change=["the mesh: `mesh_path` of ATOP Load Part Mesh (a GLB in ComfyUI's input/3d/)",
+        change=[CHANGE_MESH,
                 "the part: `part_name` of ATOP Part Mask Render (a name the mesh lacks is refused with its parts)",
-                "the prompt of ATOP Multi-View Motion Sample; the motion module in the loader"]),
+                CHANGE_PROMPT]),
     "atop_articulate": Template(
         file="ATOP Articulate a part from a text prompt (needs ImageDream weights, GPU)",
-        needs=WEIGHTS + "; a fine-tuned motion module in the loader's `motion_module`",
+        needs=WEIGHTS_AND_MODULE,
         about="The whole method: the model generates the part's motion from the prompt, per-frame Gaussians are "
               "fitted to it by score distillation, and the joint is found and exported with an animated preview.",
-        change=["the mesh: `mesh_path` of ATOP Load Part Mesh (a GLB in ComfyUI's input/3d/)",
-                "the part: the **Part name** node (a name the mesh lacks is refused with its parts)",
-                "the prompt of ATOP Multi-View Motion Sample; the motion module in the loader"]),
+        change=[CHANGE_MESH, "the part: the **Part name** node (a name the mesh lacks is refused with its parts)",
+                CHANGE_PROMPT]),
 }
 
 
