@@ -42,10 +42,10 @@ STAGES: dict[str, tuple[str, str]] = {
 
 # Nodes that show results get room for them: (width, height of the body)
 SHOWN_SIZES: dict[str, tuple[int, int]] = {
-    "Preview3D": (480, 500),
-    "SaveImage": (NODE_W, 320),
-    "PreviewImage": (NODE_W, 320),
-    "LossGraphNode": (NODE_W, 320),
+    "Preview3D": (480, 480),
+    "SaveImage": (NODE_W, 300),
+    "PreviewImage": (NODE_W, 300),
+    "LossGraphNode": (NODE_W, 300),
     "PreviewAny": (NODE_W, 100),
 }
 NOTE_W = 520

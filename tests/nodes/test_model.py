@@ -80,3 +80,24 @@ def test_empty_model_folder_shows_a_clear_entry_and_queue_time_error(node_classe
 
 def test_listed_base_model_passes_validation(node_classes, tiny_models):
     assert node_classes["LoadInflatedImageDream"].validate_inputs(base_model="tiny-diffusers") is True
+
+
+def test_motion_variant_and_reference_view_options(node_classes, tiny_models):
+    from atop_models.diffusion.checkpoints import save_motion_module
+    from atop_models.diffusion.tiny import tiny_unet
+    from atop_models.diffusion.motion import MotionConfig
+
+    schema = node_classes["LoadInflatedImageDream"].GET_SCHEMA()
+    opts = {i.id: i.options for i in schema.inputs if hasattr(i, "options") and i.options is not None}
+    assert opts["motion_variant"] == ["paper", "release"] and opts["reference_view"] == ["none", "pixel"]
+    out = run_node(node_classes["LoadInflatedImageDream"], base_model="tiny-diffusers", dtype="fp32",
+                   motion_variant="paper", reference_view="pixel")
+    handle, info = out.args if hasattr(out, "args") else out.result
+    assert "motion variant: paper" in info and "reference view: pixel" in info
+    assert handle.load("unet").reference_view == "pixel"
+    unet = tiny_unet().inflate(MotionConfig(variant="paper"))
+    save_motion_module(unet, tiny_models / "motion" / "paper_mm.safetensors")
+    with pytest.raises(Exception, match="ATOP Load Inflated ImageDream: motion module paper_mm.safetensors holds "
+                                        "'paper' motion modules but the model was loaded with the 'release' variant"):
+        run_node(node_classes["LoadInflatedImageDream"], base_model="tiny-diffusers", dtype="fp32",
+                 motion_variant="release", motion_module="paper_mm.safetensors")
