@@ -4,8 +4,9 @@ graph is readable when ComfyUI's page fits it to a 1600x1000 screen.
 Stages come from the nodes themselves: an ATOP node's stage is its category (``ATOP/<stage>``); any other
 node (Save Image, Preview Any, Preview 3D) joins the stage of the node that feeds it. Inside a group, nodes
 stand in columns by their depth in the group's own sub-graph. The groups (and a note, when there is one) are
-then arranged in reading order into rows and columns, trying every arrangement of that order, and the one
-the page's "fit view" shows largest is kept.
+then arranged in reading order into rows and columns: every arrangement of that order and every column
+count (1 to 3) of every group is tried (for very large graphs, column counts one group at a time), and the
+one the page's "fit view" shows largest is kept.
 
 Sizes: LiteGraph places a node's title bar ``TITLE_H`` above its ``pos``; the page grows a node to its
 computed minimum size on load, so the sizes estimated here follow that computation (14 px, 20 px per socket
@@ -25,6 +26,7 @@ NODE_W = 300
 GAP_X, GAP_Y = 24, 20  # between nodes in a group (GAP_Y is below a node's title bar)
 GROUP_TITLE_H, GROUP_PAD, GROUP_GAP = 58, 12, 24  # the title bar leaves room for node badges
 MAX_COLUMNS = 3  # columns a group may use
+SEARCH_LIMIT = 2_000_000  # arrangements tried exhaustively; beyond, columns per group by descent
 SCREEN = (1600, 1000)  # the page's canvas size the arrangement is chosen for
 FIT_ZOOM = 0.75  # the page's "fit view" fills this share of the canvas
 
@@ -229,6 +231,23 @@ def _place(blocks: list[_Block], cuts) -> tuple[list[tuple[float, float]], float
     return corners, width, row_bottom
 
 
+def _descent(blocks: list[_Block], options: list[list[_Block]]) -> list[tuple[int, ...]]:
+    """Columns per group for graphs with too many groups to try every combination: from one column each,
+    change one group at a time while the fit view grows."""
+    choice = [0] * len(options)
+    best = _arrange(blocks + [o[0] for o in options])[3]
+    improved = True
+    while improved:
+        improved = False
+        for g in range(len(options)):
+            for c in range(len(options[g])):
+                trial = choice[:g] + [c] + choice[g + 1:]
+                key = _arrange(blocks + [o[k] for o, k in zip(options, trial)])[3]
+                if key < best:
+                    best, choice, improved = key, trial, True
+    return [tuple(choice)]
+
+
 def layout_workflow(prompt: dict, object_info: dict, ordered_inputs, note: str | None = None,
                     origin: tuple[float, float] = (0.0, 0.0),
                     sizes: dict[str, tuple[int, int]] | None = None) -> Layout:
@@ -251,8 +270,11 @@ def layout_workflow(prompt: dict, object_info: dict, ordered_inputs, note: str |
         members = [nid for nid in prompt if stages[nid] == stage]
         options.append([_group_block(stage, f"{number}. {title}", color, members, prompt, sizes, k)
                         for k in range(1, min(len(members), MAX_COLUMNS) + 1)])
+    choices = list(itertools.product(*(range(len(o)) for o in options)))
+    if len(choices) * 3 ** (len(options) + len(blocks) - 1) > SEARCH_LIMIT:  # too many: one group at a time
+        choices = _descent(blocks, options)
     best = None
-    for choice in itertools.product(*(range(len(o)) for o in options)):
+    for choice in choices:
         result = _arrange(blocks + [o[c] for o, c in zip(options, choice)])
         if best is None or result[3] < best[0][3]:
             best = (result, choice)

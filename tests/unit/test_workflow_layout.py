@@ -77,3 +77,15 @@ def test_fit_scale_is_the_pages():
     assert fit_scale(2000, 1000) == 0.75 * 0.8
     assert fit_scale(1000, 1250) == 0.75 * 0.8
     assert fit_scale(100, 100) == 0.75 * 1000 / 300
+
+
+def test_large_graphs_choose_columns_one_group_at_a_time(monkeypatch):
+    import atop_models.workflow_layout as layout
+
+    exhaustive = api_to_ui(PROMPT, INFO, note="n")
+    monkeypatch.setattr(layout, "SEARCH_LIMIT", 0)
+    descent = api_to_ui(PROMPT, INFO, note="n")
+    for ui in (exhaustive, descent):
+        nodes = ui["nodes"]
+        assert not any(overlaps(rect(a), rect(b)) for i, a in enumerate(nodes) for b in nodes[i + 1:])
+    assert ui_to_api(descent, INFO) == PROMPT
