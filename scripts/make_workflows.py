@@ -247,8 +247,8 @@ def note_for(name: str, prompt: dict, info: dict) -> str:
     time_text = duration(name)
     lines += [f"**Needs:** {t.needs}" + (f"; {time_text} on 2 CPU cores." if time_text else "."), "",
               "**Change:**"] + [f"- {c}" for c in t.change]
-    shown = [title for (cls, _), title in OUTPUT_TITLES.items()
-             if any(n["class_type"] == cls for n in prompt.values())]
+    shown = [OUTPUT_TITLES[(prompt[n["inputs"]["source"][0]]["class_type"], n["inputs"]["source"][1])]
+             for n in prompt.values() if n["class_type"] == "PreviewAny"]
     if any(n["class_type"] == "Preview3D" for n in prompt.values()):
         lines += ["", "**Preview 3D:** press play in its menu; the part opens and closes while the pointer is "
                       "over the view (ComfyUI redraws the view only then)."]
