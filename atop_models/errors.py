@@ -1,5 +1,5 @@
 """User-facing errors of the library. Messages say what failed, why, and how to fix it; the node adapters
-prefix them with the node's name ("ATOP PartMaskRender: part 'door' not found; parts are: body, lid")."""
+prefix them with the node's name ("ATOP Part Mask Render: part 'door' not found; parts are: body, lid")."""
 from __future__ import annotations
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .workflow_layout import NOTE_TYPES, layout_workflow
+
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 NOTE_TYPES = ("Note", "MarkdownNote")  # frontend-only nodes
 
@@ -40,7 +42,8 @@ def has_seed_control(name: str, io_type: Any, options: dict) -> bool:
 
 
 def ui_to_api(ui: dict, object_info: dict) -> dict:
-    """The API prompt a UI workflow means (what the page's "queue" would send), for active nodes."""
+    """The API prompt a UI workflow means (what the page's "queue" would send), for active nodes; notes
+    (frontend-only nodes) are left out as the page leaves them out."""
     links = {link[0]: link for link in ui.get("links", [])}
     prompt = {}
     for node in ui["nodes"]:
@@ -67,9 +70,15 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
     return prompt
 
 
-def api_to_ui(prompt: dict, object_info: dict, *, columns: int = 4, title: str | None = None) -> dict:
-    """A UI workflow for an API prompt, nodes laid out left to right in dependency order."""
+def api_to_ui(prompt: dict, object_info: dict, *, title: str | None = None, note: str | None = None,
+              node_titles: dict[str, str] | None = None,
+              node_sizes: dict[str, tuple[int, int]] | None = None) -> dict:
+    """A UI workflow for an API prompt: nodes in titled groups per stage (``workflow_layout``), a Markdown
+    note first when ``note`` is given, ``node_titles`` (node id -> title) replacing default titles and
+    ``node_sizes`` (node id -> size) estimated ones.
+    No saved view: the page then fits the graph to the screen on load."""
     ids = sorted(prompt, key=int)
+    placed = layout_workflow(prompt, object_info, _ordered_inputs, note=note, sizes=node_sizes)
     depth: dict[str, int] = {}
 
     def level(nid: str) -> int:
@@ -80,7 +89,7 @@ def api_to_ui(prompt: dict, object_info: dict, *, columns: int = 4, title: str |
 
     for nid in ids:
         level(nid)
-    nodes, links, column_fill = [], [], {}
+    nodes, links = [], []
     out_links: dict[tuple[str, int], list[int]] = {}
     for nid in ids:
         for name, value in prompt[nid]["inputs"].items():
@@ -117,22 +126,29 @@ def api_to_ui(prompt: dict, object_info: dict, *, columns: int = 4, title: str |
             {"name": out_name, "type": out_type, "links": out_links.get((nid, i), [])}
             for i, (out_type, out_name) in enumerate(zip(info["output"], info.get("output_name", info["output"])))
         ]
-        col = depth[nid]
-        height = 80 + 24 * (len(widgets) + len(inputs) + len(outputs))
-        top = column_fill.get(col, 60)
-        column_fill[col] = top + height + 40
-        nodes.append({
-            "id": int(nid), "type": node["class_type"], "pos": [60 + 400 * col, top],
-            "size": [360, height], "flags": {}, "order": order, "mode": 0,
-            "inputs": inputs, "outputs": outputs,
+        p = placed.nodes[nid]
+        entry = {
+            "id": int(nid), "type": node["class_type"], "pos": list(p.pos), "size": list(p.size), "flags": {},
+            "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
             "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets,
-        })
+        }
+        if node_titles and nid in node_titles:
+            entry["title"] = node_titles[nid]
+        nodes.append(entry)
     for link in links:  # LiteGraph links name the target slot by index, not by name
         target = next(n for n in nodes if n["id"] == link[3])
         link[4] = next(i for i, s in enumerate(target["inputs"]) if s["name"] == link[4])
+    last_id = max(int(i) for i in ids)
+    if note:
+        last_id += 1
+        p = placed.nodes["note"]
+        nodes.insert(0, {"id": last_id, "type": "MarkdownNote", "pos": list(p.pos), "size": list(p.size),
+                         "flags": {}, "order": len(nodes), "mode": 0, "inputs": [], "outputs": [],
+                         "properties": {}, "widgets_values": [note], "title": "Read me",
+                         "color": "#432", "bgcolor": "#653"})
     ui = {
-        "last_node_id": max(int(i) for i in ids), "last_link_id": len(links), "nodes": nodes, "links": links,
-        "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4,
+        "last_node_id": last_id, "last_link_id": len(links), "nodes": nodes, "links": links,
+        "groups": placed.groups, "config": {}, "extra": {}, "version": 0.4,
     }
     if title:
         ui["extra"]["title"] = title

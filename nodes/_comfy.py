@@ -1,6 +1,7 @@
 """The only module (with nodes/types.py) that imports ComfyUI. Everything ComfyUI-specific lives here."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -109,21 +110,24 @@ def soft_empty_cache() -> None:
     comfy.model_management.soft_empty_cache()
 
 
-def node_error(node: str, what: str, why: str = "", fix: str = "") -> ValueError:
-    """A user-facing error shaped 'ATOP <Node>: what failed; why; how to fix'."""
-    parts = [f"ATOP {node}: {what}"]
-    if why:
-        parts.append(why)
-    if fix:
-        parts.append(fix)
-    return ValueError("; ".join(parts))
+@functools.lru_cache(maxsize=None)
+def display_names() -> dict[str, str]:
+    """node id -> display name of every node of the pack ("PartMaskRender" -> "ATOP Part Mask Render")."""
+    from . import _node_classes
+
+    names = {}
+    for cls in _node_classes():
+        schema = cls.define_schema()
+        names[schema.node_id] = schema.display_name
+    return names
 
 
 class user_errors:
-    """Context manager: library input errors reach the UI prefixed with the node's display name."""
+    """Context manager: library input errors reach the UI prefixed with the node's display name, the name the
+    user sees on the node ("ATOP Part Mask Render: part 'door' not found; parts are: body, lid")."""
 
     def __init__(self, node: str):
-        self.node = node
+        self.node = node  # the node id
 
     def __enter__(self):
         return self
@@ -134,5 +138,6 @@ class user_errors:
         if exc is None:
             return False
         if isinstance(exc, (InputError, FileNotFoundError, DivergenceError)) and not str(exc).startswith("ATOP "):
-            raise type(exc)(f"ATOP {self.node}: {exc}") from exc
+            name = display_names().get(self.node, f"ATOP {self.node}")
+            raise type(exc)(f"{name}: {exc}") from exc
         return False

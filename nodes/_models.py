@@ -99,11 +99,14 @@ def list_model_entries(roots: list[str], folders: bool = True, files: bool = Tru
     return sorted(out)
 
 
-def resolve_entry(roots: list[str], name: str, what: str) -> str:
+def resolve_entry(roots: list[str], name: str, what: str, hint: str = "") -> str:
+    """The path of a listed model ``name`` under ``roots``; a missing one is an error naming the folders
+    (and ``hint``: where to get it)."""
     for root in roots:
         path = os.path.join(root, *name.split("/"))
         if os.path.exists(path):
             return path
     from ..atop_models.errors import ModelFileError
 
-    raise ModelFileError(f"{what} '{name}' not found in {', '.join(roots) or '(no folders registered)'}")
+    where = ", ".join(roots) or "(no folders registered)"
+    raise ModelFileError(f"{what} '{name}' not found in {where}" + (f"; {hint}" if hint else ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..atop_models.diffusion.bundle import REFERENCE_VIEWS, resolve_dtype
-from ..atop_models.diffusion.checkpoints import load_model
+from ..atop_models.diffusion.checkpoints import HINT_IMAGEDREAM, load_model
 from ..atop_models.diffusion.motion import DEFAULT_VARIANT, MOTION_VARIANTS
 from ._comfy import io, model_folder_paths, offload_device, torch_device, user_errors
 from ._models import MVModelHandle, list_model_entries, resolve_entry
@@ -13,6 +13,9 @@ from .types import MVModelType
 
 FROM_BASE = "[from base model]"
 NO_MOTION = "[none]"
+# what the base_model list shows when models/atop/imagedream holds nothing: a combo with no entries opens
+# nothing in the page, and the workflow's saved name would look like a model that is there
+NO_BASE_MODEL = "[none found: download ImageDream into models/atop/imagedream]"
 
 
 def _entries(key: str, **kw) -> list[str]:
@@ -33,7 +36,7 @@ class LoadInflatedImageDream(io.ComfyNode):
                         "sd-v2.1-base-4view-ipmv .pt with its text and image encoders), inflates it to multi-view "
                         "video and attaches motion modules (fresh or fine-tuned). Weights go in models/atop/.",
             inputs=[
-                io.Combo.Input("base_model", options=_entries("atop_imagedream"),
+                io.Combo.Input("base_model", options=_entries("atop_imagedream") or [NO_BASE_MODEL],
                                tooltip="models/atop/imagedream/: a diffusers folder (with model_index.json) or an "
                                        "original single-file checkpoint (.pt, .ckpt, .safetensors)."),
                 io.Combo.Input("text_encoder", options=[FROM_BASE] + _entries("atop_text_encoder", files=False,
@@ -77,11 +80,22 @@ class LoadInflatedImageDream(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, base_model=None):
+        """At queue time: the base model must be there; otherwise the download hint and the folders."""
+        if base_model is None:  # linked from another node: checked when it runs
+            return True
+        roots = model_folder_paths("atop_imagedream")
+        if base_model != NO_BASE_MODEL and base_model in _entries("atop_imagedream"):
+            return True
+        return (f"ATOP Load Inflated ImageDream: base model '{base_model}' is not in "
+                f"{' or '.join(roots) or 'models/atop/imagedream'}; {HINT_IMAGEDREAM}")
+
+    @classmethod
     def execute(cls, base_model, text_encoder=FROM_BASE, image_encoder=FROM_BASE, motion_module=NO_MOTION,
                 dtype="auto", motion_variant=DEFAULT_VARIANT, reference_view="none",
                 train_query_projections=False) -> io.NodeOutput:
         with user_errors("LoadInflatedImageDream"):
-            base = resolve_entry(model_folder_paths("atop_imagedream"), base_model, "base model")
+            base = resolve_entry(model_folder_paths("atop_imagedream"), base_model, "base model", HINT_IMAGEDREAM)
             text = None if text_encoder == FROM_BASE else resolve_entry(
                 model_folder_paths("atop_text_encoder"), text_encoder, "text encoder")
             image = None if image_encoder == FROM_BASE else resolve_entry(

@@ -11,7 +11,7 @@ import torch
 from ..atop_models.errors import InputError
 from ..atop_models.mesh.procedural import CATEGORIES, describe, make_object
 from ..atop_models.training.clips import render_reference_clip, write_clip
-from ._comfy import images_to_comfy, io, output_directory, user_errors
+from ._comfy import images_to_comfy, io, output_directory, progress_callback, user_errors
 from ._joints import joint_moving
 from .types import JointType, PartMeshType
 
@@ -116,7 +116,8 @@ class RenderReferenceMotion(io.ComfyNode):
             part = mesh.part_names[mesh.part_index(part_name)]
             clip = render_reference_clip(mesh, part, num_frames=num_frames, fraction=fraction, prompt=prompt,
                                          resolution=resolution, elevation_deg=elevation,
-                                         joint=None if joint is None else joint_moving(joint, part))
+                                         joint=None if joint is None else joint_moving(joint, part),
+                                         on_step=progress_callback(num_frames))
             dataset = os.path.join(output_directory(), CLIPS_SUBFOLDER, _safe_name(dataset_name))
             stem = _safe_name(f"{mesh.name}_{clip.part}")
             folder = str(write_clip(clip, _next_clip_folder(dataset, stem)))

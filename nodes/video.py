@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..atop_models.errors import InputError
 from ..atop_models.mesh.articulate import governing_joint
 from ..atop_models.render.motion import opening_values, render_joint_motion
-from ._comfy import images_to_comfy, io, user_errors
+from ._comfy import images_to_comfy, io, progress_callback, user_errors
 from ._joints import joint_moving
 from .types import CamerasType, JointType, MVVideoType, PartMeshType
 
@@ -53,7 +53,8 @@ class MultiViewVideoFromMesh(io.ComfyNode):
                     raise InputError(f"part '{part}' has no joint in this mesh; articulated parts: "
                                      f"{', '.join(articulated)}; or connect an estimated joint")
             values = opening_values(chosen, num_frames, fraction)
-            video = render_joint_motion(mesh, chosen, values, cameras, prompt=prompt)
+            video = render_joint_motion(mesh, chosen, values, cameras, prompt=prompt,
+                                        on_step=progress_callback(len(values)))
         V, F, H, W, _ = video.frames.shape
         return io.NodeOutput(video, images_to_comfy(video.frames.reshape(V * F, H, W, 3)),
                              torch.from_numpy(video.part_masks))

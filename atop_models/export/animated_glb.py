@@ -5,6 +5,11 @@ vertices); this module re-parents each articulated part under three nodes, pivot
 the axis) -> joint (animated rotation or translation) -> offset (the negated pivot), so the rotation turns
 exactly about the axis at every instant, and appends the animation's samplers to the binary chunk. Parts
 below another articulated part hang under that part's offset node and follow its motion.
+
+Framing: viewers (ComfyUI's Preview 3D among them) frame a model by the bounding box of its rest pose, so an
+opening door leaves the view. The file therefore also holds a ``motion_envelope`` node: two invisible points
+(a POINTS primitive with a fully transparent material) at the corners of the box the parts sweep through
+over the whole animation, which makes the viewer frame every moment of the motion.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from ..errors import InputError
 from ..files import write_bytes_atomic
 from ..types import Joint, PartMesh
 from .glb import Y_UP_FROM_Z_UP, part_mesh_to_scene
-from ..geometry.transforms import joint_in_frame
+from ..geometry.transforms import joint_in_frame, joint_transform
 from .urdf import BASE_LINK, _check_joints, link_assignment, output_frame
 
 log = logging.getLogger("atop")
@@ -79,7 +84,7 @@ def animated_glb_bytes(mesh: PartMesh, joints: list[Joint], *, frames: int = 48,
     if frames < 2 or fps <= 0:
         raise InputError(f"an animation needs at least 2 frames and a positive fps, got {frames} frames at {fps}")
     T = output_frame(mesh, frame)
-    doc, blob = read_glb(part_mesh_to_scene(mesh, frame=frame).export(file_type="glb"))
+    doc, blob = read_glb(part_mesh_to_scene(mesh, frame=frame, region_colours=True).export(file_type="glb"))
     blob = bytearray(blob)
     nodes = doc["nodes"]
     by_name = {n.get("name"): i for i, n in enumerate(nodes)}
@@ -134,12 +139,51 @@ def animated_glb_bytes(mesh: PartMesh, joints: list[Joint], *, frames: int = 48,
             out, path = add_data(q[:, None] * axis[None], VEC3), "translation"
         samplers.append({"input": times, "output": out, "interpolation": "LINEAR"})
         channels.append({"sampler": len(samplers) - 1, "target": {"node": jn, "path": path}})
+    lo, hi = motion_envelope(mesh, joints, T, frames)
+    corners = add_data(np.stack([lo, hi]), VEC3)
+    doc["accessors"][corners].update(min=lo.tolist(), max=hi.tolist())
+    doc.setdefault("materials", []).append({"name": "motion_envelope", "alphaMode": "BLEND",
+                                            "pbrMetallicRoughness": {"baseColorFactor": [0.0, 0.0, 0.0, 0.0]}})
+    doc.setdefault("meshes", []).append({"name": "motion_envelope", "primitives": [
+        {"attributes": {"POSITION": corners}, "mode": 0, "material": len(doc["materials"]) - 1}]})
+    nodes.append({"name": "motion_envelope", "mesh": len(doc["meshes"]) - 1,
+                  "extras": {"purpose": "corners of the box the animation sweeps, so that viewers frame it"}})
+    roots.append(len(nodes) - 1)
     for n in nodes:
         if n.get("children") == []:
             del n["children"]
     doc.setdefault("animations", []).append({"name": "open_close", "channels": channels, "samplers": samplers})
     doc["buffers"] = [{"byteLength": len(blob) + (-len(blob) % 4)}]
     return pack_glb(doc, bytes(blob))
+
+
+def motion_envelope(mesh: PartMesh, joints: list[Joint], T: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Corners (glTF Y-up, output frame ``T``) of the axis-aligned box every part occupies at some key of
+    the animation: each part's vertices moved by the chain of joints above it, key by key."""
+    part_link, parent_link = link_assignment(mesh, joints)
+    verts = mesh.vertices @ T[:3, :3].T + T[:3, 3]  # [V, 3] output frame, Z-up
+    by_link: dict[str, np.ndarray] = {}
+    for pi, name in enumerate(mesh.part_names):
+        used = np.unique(mesh.faces[mesh.face_part == pi])
+        if len(used):
+            link = part_link.get(name, BASE_LINK)
+            by_link[link] = np.concatenate([by_link.get(link, np.zeros((0, 3))), verts[used]])
+    moved = {j.child: joint_in_frame(j, T) for j in joints}
+    values = {child: motion_values(jo, frames) for child, jo in moved.items()}
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    for k in range(frames):
+        world = {BASE_LINK: np.eye(4)}
+        pending = list(moved)
+        while pending:  # parents before children
+            child = next(c for c in pending if parent_link[c] in world)
+            pending.remove(child)
+            jo = moved[child]
+            world[child] = world[parent_link[child]] @ joint_transform(jo.type, jo.axis, jo.origin, values[child][k])
+        for link, pts in by_link.items():
+            M = world.get(link, np.eye(4))
+            p = (pts @ M[:3, :3].T + M[:3, 3]) @ Y_UP_FROM_Z_UP.T
+            lo, hi = np.minimum(lo, p.min(0)), np.maximum(hi, p.max(0))
+    return lo, hi
 
 
 def write_animated_glb(mesh: PartMesh, joints: list[Joint] | Joint, path: str | os.PathLike, *, frames: int = 48,

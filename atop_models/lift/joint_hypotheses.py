@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -175,13 +176,14 @@ def continuous_path(errors: torch.Tensor, values: np.ndarray, max_step: float) -
 
 
 def rank_hypotheses(rest_moving: torch.Tensor, moving_features: torch.Tensor, layer: Layer, rig: CameraRig,
-                    targets: torch.Tensor, coverage, silhouette_weight: float) -> list[JointHypothesis]:
+                    targets: torch.Tensor, coverage, silhouette_weight: float,
+                    on_candidate: Optional[Callable[[], None]] = None) -> list[JointHypothesis]:
     """Every box candidate with its best value per frame, best first. ``targets`` [F-1, V, H, W, C] are the
     moving frames, ``coverage`` [F-1, V, H, W] their object coverage (or None). Pixels
     that show what the layer does not know (``layer.known``: surface hidden at rest, such as the inside a
     door uncovers) do not count: their appearance was never seen, and a wrong guess there would favour poses
     that keep them covered. A layer at a multiple of the targets' size is splatted over supersampled (see
-    ``splat_points``)."""
+    ``splat_points``). ``on_candidate`` is called after each candidate (progress and interrupt checks)."""
     V, H, W = targets.shape[1:4]
     supersample = max(layer.depth.shape[-1] // W, 1)  # (``splat_points`` checks the layer's size)
     targets = blur(targets.movedim(-1, -3), BLUR_PX)  # [F-1, V, C, H, W]
@@ -227,6 +229,8 @@ def rank_hypotheses(rest_moving: torch.Tensor, moving_features: torch.Tensor, la
             score = float(own.min(1).values.sum())
             out.append(JointHypothesis(jtype, np.asarray(axis, np.float64), np.asarray(origin, np.float64),
                                        amounts, score))
+            if on_candidate is not None:
+                on_candidate()
     out.sort(key=lambda h: h.score)
     log.info("joint hypotheses: %s", "; ".join(f"{h.type} axis {np.round(h.axis, 2).tolist()} score {h.score:.4g}"
                                                for h in out[:4]))

@@ -20,8 +20,8 @@ from ..types import CameraRig, PartMesh, PointSequence
 from .gaussians import MOTIONS, FrameGaussians, GaussianInit, init_gaussians
 from .guidance import SDSGuidance, VideoGuidance
 from .joint_hypotheses import (MAX_SLIDE_PER_FRAME, MAX_TURN_PER_FRAME, SUPERSAMPLE, JointHypothesis,
-                               disagreeing_equals, distinct, prefer_slide, rank_hypotheses, render_layer, seen_at_rest,
-                               seen_features, with_every_type)
+                               box_candidates, disagreeing_equals, distinct, prefer_slide, rank_hypotheses,
+                               render_layer, seen_at_rest, seen_features, with_every_type)
 
 log = logging.getLogger("atop")
 
@@ -96,6 +96,19 @@ class LiftResult:
     skipped_steps: int = 0
     seconds: float = 0.0
     gaussians: Optional[GaussianInit] = field(default=None, repr=False)
+
+
+class _Progress:
+    """One count for the loop's steps and its inner phases (each candidate of the joint ranking), reported
+    through ``on_step(done, total, preview)`` so that progress (and the interrupt check the nodes attach to it)
+    keeps moving through the whole lift."""
+
+    def __init__(self, on_step: OnStep, total: int):
+        self.on_step, self.total, self.done = on_step, total, 0
+
+    def advance(self, preview=None) -> None:
+        self.done = min(self.done + 1, self.total)
+        self.on_step(self.done, self.total, preview)
 
 
 def _isometry_edges(rest: np.ndarray, k: int = 6) -> tuple[np.ndarray, np.ndarray]:  # [E, 2], [E]
@@ -204,8 +217,10 @@ def lift_gaussians(
     info = backend_info
     preview_every = max(iterations // 10, 1)
     motion_opt, window = None, None
+    # the joint ranking scores every bounding-box candidate once: one progress unit each
+    progress = _Progress(on_step, iterations + (len(box_candidates(moving_rest)) if motion == "joint" else 0))
     choice = (_JointChoice(model, guidance, rig, backend, background, object_axes(init.means[~init.moving]),
-                           part_radius, joint_type) if motion == "joint" else None)
+                           part_radius, joint_type, on_candidate=progress.advance) if motion == "joint" else None)
     for step in range(iterations):
         phase, frame, start, length = plan[step]
         if (phase, frame) != window:  # a new window: fresh Adam state, warm start
@@ -288,7 +303,7 @@ def lift_gaussians(
         preview = None
         if ((step + 1) % preview_every == 0 or step + 1 == iterations) and level == 0:
             preview = guidance.preview(render.features.detach()[-1:], frames[-1:])[0]
-        on_step(step + 1, iterations, preview)
+        progress.advance(preview)
 
     if choice is not None:
         if window is not None:
@@ -340,8 +355,9 @@ class _JointChoice:
     are always probed and refined, and a hinge is kept only when it is clearly better (``prefer_slide``)."""
 
     def __init__(self, model: FrameGaussians, guidance, rig: CameraRig, backend: str, background,
-                 frame_axes: np.ndarray, part_radius: float, joint_type: str = "auto"):
+                 frame_axes: np.ndarray, part_radius: float, joint_type: str = "auto", on_candidate=None):
         self.model, self.guidance, self.rig, self.backend, self.background = model, guidance, rig, backend, background
+        self.on_candidate = on_candidate  # called after each ranked candidate (progress)
         self.part_length = 2.0 * part_radius
         self.frame_axes = frame_axes  # [K, 3] the object's own directions (coordinate and principal axes)
         self.joint_type = joint_type  # "auto": both types compete
@@ -430,7 +446,7 @@ class _JointChoice:
     def _ranking(self) -> list[JointHypothesis]:
         if not self.ranked:
             ranked = [h for h in _rank_joint_hypotheses(self.model, self.guidance, self.rig, self.background,
-                                                        0.5 * self.part_length)
+                                                        0.5 * self.part_length, self.on_candidate)
                       if self.joint_type in ("auto", h.type)]
             self.ranked = with_every_type(distinct(ranked, self.part_length), PROBED)
         return self.ranked
@@ -450,7 +466,7 @@ class _JointChoice:
 
 
 def _rank_joint_hypotheses(model: FrameGaussians, guidance, rig: CameraRig, background,
-                           part_radius: float) -> list[JointHypothesis]:
+                           part_radius: float, on_candidate=None) -> list[JointHypothesis]:
     """The bounding-box joint hypotheses ranked against the video at its coarse level (see
     ``joint_hypotheses``), with the appearance fitted so far."""
     level = 1 if guidance.num_levels > 1 else 0
@@ -467,4 +483,5 @@ def _rank_joint_hypotheses(model: FrameGaussians, guidance, rig: CameraRig, back
                              known=seen[:, static].any(0).to(model.rest.dtype))
         features = seen_features(model.rest[moving], model.features[moving], whole, rig, seen[:, moving])
         return rank_hypotheses(model.rest[moving], features, layer, rig, frames[1:],
-                               None if coverage is None else coverage[1:], guidance.silhouette_weight)
+                               None if coverage is None else coverage[1:], guidance.silhouette_weight,
+                               on_candidate=on_candidate)

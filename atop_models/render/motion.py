@@ -2,10 +2,13 @@
 "video" guidance of the lift, benchmarks)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..errors import InputError
 from ..mesh.articulate import joint_values_for_fraction, posed_vertices
+from ..progress import OnStep
 from ..types import CameraRig, Joint, MultiViewVideo, PartMesh
 from .masks import part_masks
 from .raycast import render_views
@@ -21,8 +24,10 @@ def opening_values(joint: Joint, num_frames: int, fraction: float = 1.0) -> np.n
 
 
 def render_joint_motion(mesh: PartMesh, joint: Joint, values: np.ndarray, rig: CameraRig, *,
-                        background=(1.0, 1.0, 1.0), prompt: str = "") -> MultiViewVideo:
-    """Renders ``mesh`` with ``joint`` at each of ``values`` [F] from every camera of ``rig``.
+                        background=(1.0, 1.0, 1.0), prompt: str = "", on_step: Optional[OnStep] = None
+                        ) -> MultiViewVideo:
+    """Renders ``mesh`` with ``joint`` at each of ``values`` [F] from every camera of ``rig`` (``on_step``
+    after each frame).
 
     Returns frames [V, F, H, W, 3] and the first frame's visible part masks [V, H, W] (the joint's child
     and everything attached below it)."""
@@ -37,5 +42,7 @@ def render_joint_motion(mesh: PartMesh, joint: Joint, values: np.ndarray, rig: C
         frames.append(render.rgb)
         if f == 0:
             masks = part_masks(mesh, render, moved)
+        if on_step is not None:
+            on_step(f + 1, len(values), None)
     video = np.stack(frames, axis=1).astype(np.float32)  # [V, F, H, W, 3]
     return MultiViewVideo(frames=video, rig=rig, prompt=prompt, part_masks=masks)

@@ -115,7 +115,8 @@ def _fit_rig(poses: list[np.ndarray], resolution: int, elevation_deg: float) -> 
 
 def render_reference_clip(mesh: PartMesh, part: str, *, num_frames: int = 10, fraction: float = 1.0,
                           rig: CameraRig | None = None, prompt: str | None = None, resolution: int = 256,
-                          elevation_deg: float = DEFAULT_ELEVATION, joint: Joint | None = None) -> ReferenceClip:
+                          elevation_deg: float = DEFAULT_ELEVATION, joint: Joint | None = None,
+                          on_step: Optional[OnStep] = None) -> ReferenceClip:
     """Render ``part`` opening along its ground-truth joint (or ``joint``, e.g. an estimated one for a part
     painted with PartFromMasks): joint values evenly from rest (0) to ``fraction`` of the opening range,
     from every camera of ``rig``. ``rig=None`` uses ImageDream's rig (4 views, ``elevation_deg``,
@@ -142,7 +143,7 @@ def render_reference_clip(mesh: PartMesh, part: str, *, num_frames: int = 10, fr
     if rig.width != rig.height:
         raise InputError(f"reference clips are square; the camera rig is {rig.width}x{rig.height}")
     text = prompt.strip() if prompt and prompt.strip() else default_prompt(mesh, part)
-    video = render_joint_motion(mesh, joint, values, rig, prompt=text)
+    video = render_joint_motion(mesh, joint, values, rig, prompt=text, on_step=on_step)
     meta = {"object": {"name": mesh.name, "category": mesh.category, "source": mesh.source_path},
             "fraction": float(fraction)}
     return ReferenceClip(frames=video.frames.astype(np.float32), masks=video.part_masks.astype(np.float32),

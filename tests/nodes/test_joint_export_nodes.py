@@ -47,6 +47,6 @@ def test_search_snaps_noisy_axes_only_when_asked(node_classes, cabinet):
 
 
 def test_bad_part_is_a_clear_error(node_classes, cabinet):
-    with pytest.raises(ValueError, match=r"^ATOP GroundTruthPointSequence: part 'lid' not found"):
+    with pytest.raises(ValueError, match=r"^ATOP Ground-Truth Point Sequence: part 'lid' not found"):
         run_node(node_classes["GroundTruthPointSequence"], mesh=cabinet, part_name="lid", num_frames=4, num_points=100,
                  noise=0.0, outliers=0.0, subsample=1, drop_correspondence=0.0, seed=0)

@@ -47,9 +47,9 @@ def test_unknown_part_error_names_node_and_parts(node_classes, microwave):
                           azimuth_start=0.0, fov=40.0, distance=2.0, resolution=32).result
     with pytest.raises(ValueError) as err:
         run_node(node_classes["PartMaskRender"], mesh=mesh, cameras=cameras, part_name="door", mode="visible")
-    assert str(err.value) == "ATOP PartMaskRender: part 'door' not found; parts are: link_0, link_1"
+    assert str(err.value) == "ATOP Part Mask Render: part 'door' not found; parts are: link_0, link_1"
 
 
 def test_missing_file_error(node_classes):
-    with pytest.raises(ValueError, match=r"^ATOP LoadPartMesh: .*nothing_here\.glb.*does not exist"):
+    with pytest.raises(ValueError, match=r"^ATOP Load Part Mesh: .*nothing_here\.glb.*does not exist"):
         run_node(node_classes["LoadPartMesh"], mesh_path="/nonexistent/nothing_here.glb", up_axis="auto")

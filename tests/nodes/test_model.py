@@ -47,13 +47,39 @@ def test_loads_diffusers_folder_and_reports_cpu_fallback(node_classes, tiny_mode
 
 
 def test_single_file_needs_encoders_with_a_clear_message(node_classes, tiny_models):
-    with pytest.raises(Exception, match="ATOP LoadInflatedImageDream: original single-file checkpoint .* need the text "
+    with pytest.raises(Exception, match="ATOP Load Inflated ImageDream: original single-file checkpoint .* need the text "
                                         "encoder and image encoder"):
         run_node(node_classes["LoadInflatedImageDream"], base_model="imagedream-tiny-4view-ipmv.pt")
     out = run_node(node_classes["LoadInflatedImageDream"], base_model="imagedream-tiny-4view-ipmv.pt",
                    text_encoder="tiny-sd21-text", image_encoder="tiny-clip-vit", dtype="fp32")
     handle, info = out.args if hasattr(out, "args") else out.result
     assert "original single-file checkpoint" in info
+
+
+def test_empty_model_folder_shows_a_clear_entry_and_queue_time_error(node_classes, tmp_path, monkeypatch):
+    """An empty models/atop/imagedream: the dropdown says so (rather than an empty list that opens nothing),
+    and queueing any base model fails at validation with the download hint and the folder searched."""
+    import folder_paths
+
+    from atop_models.diffusion.checkpoints import HINT_IMAGEDREAM
+
+    empty = tmp_path / "imagedream"
+    empty.mkdir()
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "atop_imagedream", ([str(empty)], set()))
+    cls = node_classes["LoadInflatedImageDream"]
+    base = next(i for i in cls.define_schema().inputs if i.id == "base_model")
+    assert base.options == ["[none found: download ImageDream into models/atop/imagedream]"]
+    for name in ("imagedream-ipmv-diffusers", base.options[0]):
+        message = cls.validate_inputs(base_model=name)
+        assert message.startswith(f"ATOP Load Inflated ImageDream: base model '{name}' is not in {empty}")
+        assert HINT_IMAGEDREAM in message and "ashawkey/imagedream-ipmv-diffusers" in message
+    assert cls.validate_inputs(base_model=None) is True  # linked: checked when it runs
+    with pytest.raises(Exception, match=f"base model 'imagedream-ipmv-diffusers' not found in {empty}; download"):
+        run_node(cls, base_model="imagedream-ipmv-diffusers")
+
+
+def test_listed_base_model_passes_validation(node_classes, tiny_models):
+    assert node_classes["LoadInflatedImageDream"].validate_inputs(base_model="tiny-diffusers") is True
 
 
 def test_motion_variant_and_reference_view_options(node_classes, tiny_models):
@@ -71,7 +97,7 @@ def test_motion_variant_and_reference_view_options(node_classes, tiny_models):
     assert handle.load("unet").reference_view == "pixel"
     unet = tiny_unet().inflate(MotionConfig(variant="paper"))
     save_motion_module(unet, tiny_models / "motion" / "paper_mm.safetensors")
-    with pytest.raises(Exception, match="ATOP LoadInflatedImageDream: motion module paper_mm.safetensors holds "
+    with pytest.raises(Exception, match="ATOP Load Inflated ImageDream: motion module paper_mm.safetensors holds "
                                         "'paper' motion modules but the model was loaded with the 'release' variant"):
         run_node(node_classes["LoadInflatedImageDream"], base_model="tiny-diffusers", dtype="fp32",
                  motion_variant="release", motion_module="paper_mm.safetensors")

@@ -57,10 +57,10 @@ def test_a_mask_painted_over_the_views_side_by_side_works_as_the_rendered_ones(n
 
 def test_mismatched_views_and_masks(node_classes, setup):
     handle, views, cameras, masks = setup
-    with pytest.raises(ValueError, match=r"^ATOP MultiViewMotionSample: the masks have shape \[2, 64, 64\] but the 4 "
+    with pytest.raises(ValueError, match=r"^ATOP Multi-View Motion Sample: the masks have shape \[2, 64, 64\] but the 4 "
                                          r"cameras see 64x64 px: expected \[4, 64, 64\]"):
         sample(node_classes, setup, part_masks=masks[:2])
-    with pytest.raises(ValueError, match=r"^ATOP MultiViewMotionSample: 3 views and 4 cameras"):
+    with pytest.raises(ValueError, match=r"^ATOP Multi-View Motion Sample: 3 views and 4 cameras"):
         sample(node_classes, setup, views=views[:3])
-    with pytest.raises(ValueError, match=r"^ATOP MultiViewMotionSample: the prompt is empty"):
+    with pytest.raises(ValueError, match=r"^ATOP Multi-View Motion Sample: the prompt is empty"):
         sample(node_classes, setup, prompt="  ")

@@ -65,5 +65,5 @@ def test_finetune_node_trains_a_copy_and_saves_a_loadable_module(node_classes, s
 
 def test_missing_dataset_is_a_clear_error(node_classes, setup):
     _, handle = setup
-    with pytest.raises(Exception, match="ATOP MotionModuleFinetune: dataset folder 'nope' not found"):
+    with pytest.raises(Exception, match="ATOP Motion Module Finetune: dataset folder 'nope' not found"):
         run_node(node_classes["MotionModuleFinetune"], model=handle, dataset="nope", steps=1)

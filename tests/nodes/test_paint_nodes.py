@@ -51,11 +51,11 @@ def test_views_side_by_side_and_a_painted_sheet_make_the_part(node_classes, cabi
 def test_part_from_masks_errors_name_the_node(node_classes, cabinet):
     _, cameras = run_node(node_classes["MeshMultiViewRender"], mesh=cabinet, **RENDER).result
     kw = dict(mesh=cabinet, cameras=cameras, part_name="lid", coverage=0.5, refine_levels=6, hidden="attach")
-    with pytest.raises(ValueError, match=r"^ATOP PartFromMasks: the mask is a blank 64x64 image.*Open in MaskEditor"):
+    with pytest.raises(ValueError, match=r"^ATOP Part From Masks: the mask is a blank 64x64 image.*Open in MaskEditor"):
         run_node(node_classes["PartFromMasks"], masks=torch.zeros(1, 64, 64), **kw)
-    with pytest.raises(ValueError, match=r"^ATOP PartFromMasks: the masks have shape \[1, 32, 256\] but the 4 cameras"):
+    with pytest.raises(ValueError, match=r"^ATOP Part From Masks: the masks have shape \[1, 32, 256\] but the 4 cameras"):
         run_node(node_classes["PartFromMasks"], masks=torch.ones(1, 32, 256), **kw)
-    with pytest.raises(ValueError, match=r"^ATOP PartFromMasks: part 'door' already exists; parts are: body, door"):
+    with pytest.raises(ValueError, match=r"^ATOP Part From Masks: part 'door' already exists; parts are: body, door"):
         run_node(node_classes["PartFromMasks"], masks=torch.ones(4, 64, 64), **dict(kw, part_name="door"))
 
 
@@ -101,9 +101,9 @@ def test_comfy_mesh_batches_and_other_types_are_clear_errors(node_classes, cabin
 
     two = comfy_mesh(cabinet)
     two = Types.MESH(two.vertices.repeat(2, 1, 1), two.faces.repeat(2, 1, 1))
-    with pytest.raises(ValueError, match=r"^ATOP LoadPartMesh: the MESH holds a batch \(vertices \[2, "):
+    with pytest.raises(ValueError, match=r"^ATOP Load Part Mesh: the MESH holds a batch \(vertices \[2, "):
         run_node(node_classes["LoadPartMesh"], mesh_path="", up_axis="auto", comfy_mesh=two)
-    with pytest.raises(ValueError, match=r"^ATOP LoadPartMesh: comfy_mesh is a str, not ComfyUI's MESH"):
+    with pytest.raises(ValueError, match=r"^ATOP Load Part Mesh: comfy_mesh is a str, not ComfyUI's MESH"):
         run_node(node_classes["LoadPartMesh"], mesh_path="", up_axis="auto", comfy_mesh="x.glb")
     _, parts = run_node(node_classes["LoadPartMesh"], mesh_path="3d/ignored.glb", up_axis="auto",
                         comfy_mesh=comfy_mesh(cabinet)).result

@@ -26,9 +26,9 @@ def test_procedural_object_and_reference_clip(node_classes, lib, comfy_dirs):
 
 def test_errors_are_prefixed(node_classes):
     mesh = run_node(node_classes["ProceduralObject"], category="box", seed=0).result[0]
-    with pytest.raises(ValueError, match="ATOP RenderReferenceMotion: part 'body' has no joint"):
+    with pytest.raises(ValueError, match="ATOP Render Reference Motion: part 'body' has no joint"):
         run_node(node_classes["RenderReferenceMotion"], mesh=mesh, part_name="body", prompt="", num_frames=2,
                  fraction=1.0, elevation=15.0, resolution=32, dataset_name="tests")
-    with pytest.raises(ValueError, match="ATOP RenderReferenceMotion: dataset name"):
+    with pytest.raises(ValueError, match="ATOP Render Reference Motion: dataset name"):
         run_node(node_classes["RenderReferenceMotion"], mesh=mesh, part_name="lid", prompt="", num_frames=2,
                  fraction=1.0, elevation=15.0, resolution=32, dataset_name="../..")

@@ -28,7 +28,7 @@ def test_ground_truth_video(node_classes, microwave):
 
 def test_part_without_joint_is_a_clear_error(node_classes, microwave):
     mesh, cameras = microwave
-    with pytest.raises(ValueError, match=r"^ATOP MultiViewVideoFromMesh: part 'link_1' has no joint"):
+    with pytest.raises(ValueError, match=r"^ATOP Multi-View Video From Mesh: part 'link_1' has no joint"):
         run_node(node_classes["MultiViewVideoFromMesh"], mesh=mesh, cameras=cameras, part_name="link_1",
                  num_frames=3, fraction=1.0)
 
@@ -60,13 +60,13 @@ def test_joint_lift_keeps_to_the_given_joint_type(node_classes, microwave):
               seed=0, backend="torch", resolution=32)
     info = run_node(node_classes["GaussianSDSLift"], joint_type="prismatic", **kw).result[3]
     assert "joint motion: prismatic" in info
-    with pytest.raises(ValueError, match=r"^ATOP GaussianSDSLift: unknown joint type 'screw'"):
+    with pytest.raises(ValueError, match=r"^ATOP Gaussian SDS Lift: unknown joint type 'screw'"):
         run_node(node_classes["GaussianSDSLift"], joint_type="screw", **kw)
 
 
 def test_sds_without_model_is_a_clear_error(node_classes, microwave):
     mesh, cameras = microwave
-    with pytest.raises(ValueError, match=r"^ATOP GaussianSDSLift: .*model"):
+    with pytest.raises(ValueError, match=r"^ATOP Gaussian SDS Lift: .*model"):
         run_node(node_classes["GaussianSDSLift"], mesh=mesh, part_name="link_0", cameras=cameras, guidance="sds",
                  iterations=5, learning_rate=0.01, num_gaussians=200, motion="rigid", guidance_scale=5.0, t_min=0.02,
                  t_max=0.5, seed=0, backend="torch")

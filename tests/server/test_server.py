@@ -120,7 +120,7 @@ def test_bad_input_comes_back_with_our_message(comfy):
     error = execution_error(entry)
     assert error is not None and error["node_type"] == "PartMaskRender"
     message = error["exception_message"]
-    assert message.startswith("ATOP PartMaskRender: part 'no_such_part' not found; parts are: "), message
+    assert message.startswith("ATOP Part Mask Render: part 'no_such_part' not found; parts are: "), message
     assert "door" in message
 
 
@@ -133,7 +133,7 @@ def test_missing_file_names_the_node_and_the_path(comfy):
     entry = comfy.wait(comfy.queue(fill_widget_defaults(prompt, comfy.object_info())), timeout=300)
     error = execution_error(entry)
     assert error is not None and error["node_type"] == "LoadPartMesh"
-    assert error["exception_message"].startswith("ATOP LoadPartMesh:") and "does_not_exist.glb" in error["exception_message"]
+    assert error["exception_message"].startswith("ATOP Load Part Mesh:") and "does_not_exist.glb" in error["exception_message"]
 
 
 def test_interrupt_stops_a_long_running_node(comfy):

@@ -27,7 +27,7 @@ def _world(doc, node_index, times_index=None, key=None):
         if key is not None and i in key:
             kind, val = key[i]
             n = dict(n, **{kind: val})
-        if "rotation" in n:
+        if "rotation" in n and np.linalg.norm(n["rotation"][:3]) > 1e-12:
             x, y, z, w = n["rotation"]
             L[:3, :3] = rotation_about_axis(np.array([x, y, z]) / max(np.linalg.norm([x, y, z]), 1e-12),
                                             2 * np.arctan2(np.linalg.norm([x, y, z]), w))
@@ -69,9 +69,41 @@ def test_animation_reloads_and_turns_about_the_axis(tmp_path, category):
                                  + joint_transform(src.type, src.axis, src.origin, q)[:3, 3])
     np.testing.assert_allclose(M[:3, :3] @ p + M[:3, 3], expected, atol=1e-5)
     assert abs(q - src.limits[1]) < 0.05 * abs(src.limits[1])
-    # trimesh still loads the geometry, one node per part.
+    # trimesh still loads the geometry, one node per part, and the motion envelope's two points.
     scene = trimesh.load(path)
-    assert set(scene.geometry) == set(mesh.part_names)
+    assert set(scene.geometry) == set(mesh.part_names) | {"motion_envelope"}
+
+
+@pytest.mark.parametrize("category", ["cabinet", "laptop", "chest_of_drawers"])
+def test_motion_envelope_holds_every_key_of_the_animation(tmp_path, category):
+    """The invisible envelope spans the parts at rest and at every key, so a viewer framing the file's
+    bounding box keeps the whole motion in view; it is wider than the rest pose when the part swings out."""
+    import trimesh
+
+    mesh = make_object(category, 1)
+    path = write_animated_glb(mesh, mesh.joints, tmp_path / "a.glb", frames=12, fps=6, frame="normalized")
+    doc, blob = read_glb(path.read_bytes())
+    node = next(i for i, n in enumerate(doc["nodes"]) if n.get("name") == "motion_envelope")
+    prim = doc["meshes"][doc["nodes"][node]["mesh"]]["primitives"][0]
+    assert prim["mode"] == 0 and doc["materials"][prim["material"]]["alphaMode"] == "BLEND"
+    assert doc["materials"][prim["material"]]["pbrMetallicRoughness"]["baseColorFactor"][3] == 0.0
+    lo, hi = _accessor(doc, blob, prim["attributes"]["POSITION"])
+    anim = doc["animations"][0]
+    geometry = trimesh.load(path, force="scene").geometry
+    for k in range(12):
+        pose = {}
+        for ch in anim["channels"]:
+            sampler = anim["samplers"][ch["sampler"]]
+            pose[ch["target"]["node"]] = (ch["target"]["path"], _accessor(doc, blob, sampler["output"])[k].tolist())
+        for name in mesh.part_names:
+            i = next(j for j, n in enumerate(doc["nodes"]) if n.get("name") == name)
+            M = _world(doc, i, key=pose)
+            pts = np.asarray(geometry[name].vertices) @ M[:3, :3].T + M[:3, 3]
+            assert np.all(pts >= lo - 1e-5) and np.all(pts <= hi + 1e-5), (name, k)
+    rest_lo = np.min([geometry[n].bounds[0] for n in mesh.part_names], 0)
+    rest_hi = np.max([geometry[n].bounds[1] for n in mesh.part_names], 0)
+    assert np.all(lo <= rest_lo + 1e-5) and np.all(hi >= rest_hi - 1e-5)
+    assert np.prod(hi - lo) > 1.02 * np.prod(rest_hi - rest_lo)
 
 
 def test_bad_settings(tmp_path):

@@ -121,3 +121,13 @@ def test_make_procedural_dataset(tmp_path):
     assert np.array_equal(read_clip(again[0]).frames, clips[0].frames)  # deterministic
     with pytest.raises(InputError, match="unknown procedural categories"):
         make_procedural_dataset(tmp_path / "x", ["spaceship"], 1, seed=0)
+
+
+def test_clip_rendering_reports_each_frame():
+    from atop_models.mesh.procedural import make_object
+    from atop_models.training.clips import render_reference_clip
+
+    reports = []
+    render_reference_clip(make_object("cabinet", 0), "door", num_frames=3, resolution=32,
+                          on_step=lambda s, t, p: reports.append((s, t)))
+    assert reports == [(1, 3), (2, 3), (3, 3)]

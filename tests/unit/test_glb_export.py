@@ -6,11 +6,32 @@ import pytest
 import trimesh
 
 from atop_models.errors import InputError
-from atop_models.export.glb import Y_UP_FROM_Z_UP, part_mesh_to_scene, write_glb
+from atop_models.export.glb import (Y_UP_FROM_Z_UP, _linear_to_srgb, _srgb_to_linear, colour_in_factor,
+                                    part_mesh_to_scene, write_glb)
 from atop_models.mesh.articulate import posed_vertices
 from atop_models.mesh.loaders import load_part_mesh
 from atop_models.mesh.procedural import make_object
 from atop_models.types import Material, PartMesh
+
+
+def shown_colour(material):  # [H, W, 3] sRGB 0..1: what a viewer shows, factor times texture
+    linear = _srgb_to_linear(np.asarray(material.texture, dtype=np.float64)[..., :3] / 255)
+    return _linear_to_srgb(linear * np.asarray(material.base_color)[:3])
+
+
+def test_texture_colour_is_also_in_the_factor():
+    """Without its texture a part shows its factor: the texture's brightest linear value per channel (not
+    white); with it, factor times texture is the source texture."""
+    tex = np.zeros((4, 4, 3), np.uint8)
+    tex[..., 0], tex[..., 1], tex[..., 2] = 120, 60, 30
+    tex[0, 0] = (200, 90, 40)
+    factor, out = colour_in_factor(np.array([1.0, 1.0, 0.5, 1.0]), tex)
+    peak = _srgb_to_linear(np.array([200, 90, 40]) / 255)
+    np.testing.assert_allclose(factor, [peak[0], peak[1], 0.5 * peak[2], 1.0])
+    assert tuple(out[0, 0]) == (255, 255, 255)
+    back = _linear_to_srgb(_srgb_to_linear(out / 255) * factor[:3]) * 255
+    expected = _linear_to_srgb(_srgb_to_linear(tex / 255) * [1.0, 1.0, 0.5]) * 255
+    assert np.abs(back - expected).max() <= 1.5
 
 
 def part_vertices(mesh, name):
@@ -28,9 +49,10 @@ def test_round_trip_through_the_loader(tmp_path, category, frame):
     for name in mesh.part_names:
         assert np.allclose(part_vertices(back, name), part_vertices(mesh, name), atol=1e-6)
         a, b = mesh.part_index(name), back.part_index(name)
-        tex_a = mesh.materials[mesh.face_material[mesh.face_part == a][0]].texture
-        tex_b = back.materials[back.face_material[back.face_part == b][0]].texture
-        assert np.array_equal(tex_a, tex_b[..., :3])
+        mat_a = mesh.materials[mesh.face_material[mesh.face_part == a][0]]
+        mat_b = back.materials[back.face_material[back.face_part == b][0]]
+        # the file splits the colour between factor and texture (see glb.py); their product is unchanged
+        assert np.abs(shown_colour(mat_a) - shown_colour(mat_b)).max() <= 1.5 / 255
     assert np.allclose(np.sort(back.uv, axis=0), np.sort(mesh.uv, axis=0), atol=1e-6)
 
 
@@ -75,3 +97,29 @@ def test_part_with_several_materials_gets_one_atlas(tmp_path):
     assert img.shape[1] == 2 * img.shape[0]  # two tiles side by side
     back = load_part_mesh(write_glb(mesh, tmp_path / "t.glb", frame="normalized"))
     assert back.part_names == ["thing"] and len(back.faces) == len(F)
+
+
+def test_preview_colours_per_texture_region():
+    """Region colours (the animated preview): a drawer's atlas (wood front, tan inside, metal handle) splits into
+    three regions, each vertex colour is its region's brightest texel, and vertex colour times texture gives
+    back the source texture wherever a face samples it."""
+    from atop_models.export.glb import region_colour_split, texture_regions
+
+    mesh = make_object("chest_of_drawers", 0)
+    part = mesh.part_index("drawer_1")
+    faces = mesh.faces[mesh.face_part == part]
+    tex = mesh.materials[mesh.face_material[mesh.face_part == part][0]].texture
+    face_region, _ = texture_regions(mesh.uv[faces], tex.shape[:2])
+    assert len(np.unique(face_region)) == 3
+    v, f, uv, out, colours = region_colour_split(mesh.vertices, faces, mesh.uv, tex)
+    assert len(v) == len(uv) == len(colours) and f.max() < len(v)
+    assert np.allclose(v[f], mesh.vertices[faces]) and np.allclose(uv[f], mesh.uv[faces])
+    assert len(np.unique(colours, axis=0)) == 3
+    H, W = tex.shape[:2]
+    centres = uv[f].mean(1)  # sample each face at its UV centroid: shown = colour * texture
+    x = np.clip((centres[:, 0] * W).astype(int), 0, W - 1)
+    y = np.clip(((1 - centres[:, 1]) * H).astype(int), 0, H - 1)
+    shown = _linear_to_srgb(_srgb_to_linear(out[y, x, :3] / 255) * colours[f[:, 0], :3] / 255) * 255
+    assert np.abs(shown - tex[y, x, :3]).max() <= 3.0
+    wood = colours[f[:, 0]][np.argmin(colours[f[:, 0], :3].sum(1))]
+    assert wood[0] > wood[2] + 10  # the front's colour is brown (red over blue), not a grey

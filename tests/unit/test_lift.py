@@ -454,9 +454,15 @@ def test_joint_video_lift_recovers_the_joint(joint_type):
     rig = imagedream_rig(resolution=48)
     values = np.linspace(0.0, 1.2 if joint_type == "revolute" else 0.25, 5)
     video = MultiViewVideo(frames=gaussian_video(mesh, values, rig, 48).transpose(0, 1).numpy(), rig=rig)
+    reports = []
     out = lift_gaussians(mesh, "door", rig, VideoGuidance(video, rig, resolution=48), iterations=120,
-                         num_gaussians=800, motion="joint", seed=0)
+                         num_gaussians=800, motion="joint", seed=0, on_step=lambda s, t, p: reports.append((s, t)))
     assert out.motion == "joint" and out.joint is not None and out.joint.type == joint_type
+    # progress counts the steps and each ranked candidate, one by one, to the end
+    from atop_models.lift.joint_hypotheses import box_candidates
+
+    total = 120 + len(box_candidates(out.gaussians.means[out.gaussians.moving]))
+    assert reports == [(k, total) for k in range(1, total + 1)]
     assert "joint motion" in out.info and len(out.hypotheses) == 3
     assert out.hypotheses[0].score <= out.hypotheses[-1].score
     assert np.degrees(np.arccos(min(1.0, abs(float(out.joint.axis @ joint.axis))))) < 2.0
