@@ -7,6 +7,7 @@ base colour x texture (if any) x vertex colour (ones where a part has none).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -226,6 +227,16 @@ def _find_urdf_in_folder(folder: str) -> str:
 
 
 # --- assembly --------------------------------------------------------------------------------------------
+def _share_textures(materials: list[Material]) -> None:
+    """Materials whose textures are the same image share one array (a PartNet object names one texture in
+    dozens of material files; each was decoded on its own)."""
+    seen: dict[tuple, np.ndarray] = {}
+    for m in materials:
+        if m.texture is not None:
+            key = (m.texture.shape, hashlib.blake2b(m.texture.tobytes(), digest_size=16).digest())
+            m.texture = seen.setdefault(key, m.texture)
+
+
 def _assemble(pieces: list[_Piece], path: str) -> dict:
     part_names: list[str] = []
     materials: list[Material] = []
@@ -253,6 +264,7 @@ def _assemble(pieces: list[_Piece], path: str) -> dict:
     if not pieces or offset == 0:
         raise InputError(f"'{path}' contains no mesh faces (no parts to load); "
                          "export the object with its triangle geometry")
+    _share_textures(materials)
     faces = np.concatenate(F)
     if faces.max() >= offset or faces.min() < 0:
         raise InputError(f"'{path}' has faces that index missing vertices; the file is damaged; re-export it")
