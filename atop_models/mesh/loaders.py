@@ -8,9 +8,11 @@ base colour x texture (if any) x vertex colour (ones where a part has none).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
+import struct
 from dataclasses import dataclass
 from typing import Optional
 
@@ -120,21 +122,50 @@ def _piece_from_trimesh(mesh, part: str, transform: Optional[np.ndarray] = None,
 
 
 # --- sources ---------------------------------------------------------------------------------------------
-def _load_trimesh_scene(path: str, root: str, notes: list[str], **kwargs):
+def _check_container(path: str) -> None:
+    """What trimesh may not notice or say clearly: a GLB shorter than its header states (cut off), a
+    .gltf that is not a JSON object."""
+    ext = os.path.splitext(path)[1].lower()
+    with open(path, "rb") as fh:
+        head = fh.read(12) if ext == ".glb" else fh.read() if ext == ".gltf" else b""
+    if ext == ".glb" and len(head) == 12 and head[:4] == b"glTF":
+        declared, actual = struct.unpack_from("<I", head, 8)[0], os.path.getsize(path)
+        if declared > actual:
+            raise InputError(f"'{path}' is truncated: its GLB header declares {declared:,} bytes, the file has "
+                             f"{actual:,}; copy or export the file again")
+    elif ext == ".gltf":
+        try:
+            doc = json.loads(head)
+        except (ValueError, RecursionError) as exc:  # ValueError covers JSON and text decoding
+            raise InputError(f"could not read '{path}'; it is not valid glTF JSON ({type(exc).__name__}: "
+                             f"{str(exc)[:120]}); re-export the mesh or check that the file is complete") from exc
+        if not isinstance(doc, dict):
+            raise InputError(f"could not read '{path}'; its JSON is a {type(doc).__name__}, not a glTF document")
+
+
+def _load_trimesh_scene(path: str, root: str, notes: list[str], images: Optional[dict] = None, **kwargs):
     """A trimesh Scene of ``path``; the files it refers to come from inside ``root`` only (assets.py).
-    References that could not be served become ``notes``."""
+    References that could not be served become ``notes``; ``images`` caches texture checks across files."""
     import trimesh
 
-    resolver = AssetResolver(os.path.dirname(os.path.abspath(path)), root)
+    _check_container(path)
+    resolver = AssetResolver(os.path.dirname(os.path.abspath(path)), root, images=images)
     try:
         scene = trimesh.load(path, force="scene", process=False, resolver=resolver, **kwargs)
     except InputError:
         raise
     except Exception as exc:  # trimesh raises many types for damaged files
         ext = os.path.splitext(path)[1].lower()
-        raise InputError(f"could not read '{path}'; it is not a valid {ext[1:].upper()} file "
+        refs = "".join(f"; it refers to '{name}', which {why}" for name, why in resolver.problems[:3])
+        raise InputError(f"could not read '{path}'{refs}; it is not a valid {ext[1:].upper()} file "
                          f"({type(exc).__name__}: {str(exc)[:160]}); re-export the mesh or check that the "
                          "file is complete") from exc
+    for g in scene.geometry.values():
+        v = getattr(g, "vertices", None)
+        if v is not None and len(v) and not np.isfinite(v).all():
+            bad = int((~np.isfinite(np.asarray(v))).any(axis=1).sum())
+            raise InputError(f"'{path}' has {bad} of {len(v)} vertices with NaN/inf coordinates; the file is "
+                             "damaged; repair or re-export the mesh")
     where = os.path.relpath(path, root)
     for name, why in resolver.problems:
         what = "material file" if name.lower().endswith(".mtl") else "referenced file"
@@ -175,13 +206,14 @@ def _urdf_pieces(path: str, notes: list[str]):
     world = link_world_transforms(model)
     pieces: list[_Piece] = []
     cache: dict[str, object] = {}
+    images: dict = {}
     for link in model.links.values():
         for vis in link.visuals:
             S = np.diag([*vis.scale, 1.0])
             T = world[link.name] @ vis.origin @ S
             if vis.mesh_path is not None:
                 if vis.mesh_path not in cache:
-                    cache[vis.mesh_path] = _load_trimesh_scene(vis.mesh_path, vis.asset_root, notes)
+                    cache[vis.mesh_path] = _load_trimesh_scene(vis.mesh_path, vis.asset_root, notes, images)
                 new = _scene_pieces(cache[vis.mesh_path], notes, T, link.name, vis.rgba)
                 if not new:
                     log.warning("URDF link '%s': mesh '%s' has no faces", link.name, vis.mesh_path)
@@ -265,10 +297,13 @@ def _assemble(pieces: list[_Piece], path: str) -> dict:
         raise InputError(f"'{path}' contains no mesh faces (no parts to load); "
                          "export the object with its triangle geometry")
     _share_textures(materials)
+    vertices = np.concatenate(V)
+    if not np.isfinite(vertices).all():  # finite in their files, but a transform (URDF scale, origin) overflowed
+        raise InputError(f"'{path}': vertices become NaN/inf once placed (an absurd scale or origin); fix the file")
     faces = np.concatenate(F)
     if faces.max() >= offset or faces.min() < 0:
         raise InputError(f"'{path}' has faces that index missing vertices; the file is damaged; re-export it")
-    return dict(vertices=np.concatenate(V), faces=faces, face_part=np.concatenate(FP), part_names=part_names,
+    return dict(vertices=vertices, faces=faces, face_part=np.concatenate(FP), part_names=part_names,
                 materials=materials, face_material=np.concatenate(FM),
                 uv=np.concatenate(UV) if has_uv else None, vertex_colors=np.concatenate(VC) if has_vc else None)
 

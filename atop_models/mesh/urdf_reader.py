@@ -220,7 +220,8 @@ def _parse(path: str) -> ET.Element:
     try:
         robot = ET.fromstring(data)
     except ET.ParseError as exc:
-        raise InputError(f"could not parse URDF '{path}'; the XML is invalid ({exc}); fix or re-export the file") from exc
+        raise InputError(f"could not parse URDF '{path}'; the XML is invalid ({exc}); fix or re-export the "
+                         "file") from exc
     xacro = False
     for el in robot.iter():
         if isinstance(el.tag, str):
@@ -347,6 +348,9 @@ def read_urdf(path: str) -> UrdfModel:
             link.visuals.append(_visual(ve, where, urdf_dir, root_dir, colors, notes))
         links[lname] = link
 
+    if not links:
+        raise InputError(f"URDF '{path}' has no <link> elements (nothing to load); check that this is a robot "
+                         "description")
     joints = [_joint(je, path, links, notes) for je in robot.findall("joint")]
     seen: set[str] = set()
     for j in joints:

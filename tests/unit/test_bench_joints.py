@@ -23,7 +23,8 @@ def write_dataset_with_bad_objects(root):
                        ("extra", DOOR_URDF)):
         (data / name).mkdir(parents=True)
         (data / name / "mobility.urdf").write_text(text)
-    objects = [{"id": "good", "category": "box", "joints": [GOOD_JOINT, dict(GOOD_JOINT, name="j2", child_link="ghost")]},
+    ghost = dict(GOOD_JOINT, name="j2", child_link="ghost")
+    objects = [{"id": "good", "category": "box", "joints": [GOOD_JOINT, ghost]},
                {"id": "bad_urdf", "category": "broken", "joints": [dict(GOOD_JOINT, child_link="lid")]},
                {"id": "missing", "category": "box", "joints": [GOOD_JOINT]},
                {"id": "extra", "category": "box", "joints": [GOOD_JOINT]}]
@@ -35,7 +36,8 @@ def check_failures(rows, summary):
     failed = [r for r in rows if r["failed"]]
     assert {(r["object"], r["part"]) for r in failed} == EXPECTED_FAILURES
     errors = {r["object"]: r["error"] for r in failed}
-    assert errors["bad_urdf"].startswith("loading failed: URDF '") and "axis has an invalid value '[0, 0, 1]'" in errors["bad_urdf"]
+    assert errors["bad_urdf"].startswith("loading failed: URDF '")
+    assert "axis has an invalid value '[0, 0, 1]'" in errors["bad_urdf"]
     assert errors["missing"].startswith("loading failed: ") and "does not exist" in errors["missing"]
     assert errors["good"] == "no loaded joint moves 'ghost' (manifest joint 'j2')"
     done = [r for r in rows if not r["failed"]]

@@ -102,14 +102,14 @@ def benchmark_objects(args):
                            N[:3, :3] @ np.asarray(mj["origin_world"]) + N[:3, 3],
                            tuple(lim) if jt == "revolute" else (lim[0] * s, lim[1] * s), child=mj["child_link"])
             except (KeyError, TypeError, ValueError) as exc:
-                failures.append(failed_row(oid, cat, mj.get("child_link", "?"), jt,
-                                           f"manifest joint '{mj.get('name')}' is malformed ({type(exc).__name__}: {exc})"))
+                failures.append(failed_row(oid, cat, mj.get("child_link", "?"), jt, f"manifest joint "
+                                           f"'{mj.get('name')}' is malformed ({type(exc).__name__}: {exc})"))
                 continue
             mesh_joint = mesh.joint_for_part(mj["child_link"]) or next(
                 (j for j in mesh.joints if j.name == mj.get("name")), None)
             if mesh_joint is None:
-                failures.append(failed_row(oid, cat, mj["child_link"], jt, f"no loaded joint moves '{mj['child_link']}' "
-                                           f"(manifest joint '{mj.get('name')}')"))
+                failures.append(failed_row(oid, cat, mj["child_link"], jt, f"no loaded joint moves "
+                                           f"'{mj['child_link']}' (manifest joint '{mj.get('name')}')"))
                 continue
             pairs.append((gt, mesh_joint))
         yield oid, cat, mesh, pairs, failures
