@@ -155,7 +155,8 @@ def mesh_cases(c: Cases) -> None:
     c.add("gltf/beside-buffer-loads", "mesh", c.file("gltf/layout/model.gltf", json.dumps(d)), expect="loads")
 
     # OBJ + MTL
-    c.add("obj/random-bytes", "mesh", c.file("obj/random.obj", RANDOM), words=["no mesh faces"])
+    # trimesh 5 reads no faces in it; trimesh 4.4 fails to guess its text encoding: either is a clear refusal
+    c.add("obj/random-bytes", "mesh", c.file("obj/random.obj", RANDOM))
     c.add("obj/binary-zeros", "mesh", c.file("obj/zeros.obj", b"\0" * 4096), words=["no mesh faces"])
     # OBJ has no length or end marker: a file cut after a complete face line is a smaller valid OBJ; this one
     # is cut before its faces.
