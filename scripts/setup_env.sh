@@ -23,8 +23,9 @@ if [ "$latest" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [
   exit 0
 fi
 
+what="$([ "$latest" = 1 ] && echo "newest allowed versions" || echo "versions of constraints.txt")"
 echo "[setup] $([ -x "$venv/bin/python" ] && echo updating || echo creating) the environment in $venv" \
-     "($([ "$latest" = 1 ] && echo "newest allowed versions" || echo "versions of constraints.txt"); the first run takes a few minutes)"
+     "($what; the first run takes a few minutes)"
 [ -x "$venv/bin/python" ] || "$python_bin" -m venv "$venv"
 # The machine's package mirrors make pip warn about every index it skips; keep real errors only.
 pip_quiet() { "$venv/bin/python" -m pip "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }

@@ -280,8 +280,8 @@ def _joint(je: ET.Element, path: str, links: dict[str, UrdfLink], notes: list[st
     where = f"URDF '{path}' joint '{jname}'"
     jtype = (je.get("type") or "").strip().lower()
     if jtype not in JOINT_KINDS:
-        raise InputError(f"{where} has type '{je.get('type') or ''}'; URDF joint types are: {', '.join(JOINT_KINDS)}; "
-                         "fix the URDF")
+        raise InputError(f"{where} has type '{je.get('type') or ''}'; URDF joint types are: "
+                         f"{', '.join(JOINT_KINDS)}; fix the URDF")
     ends = []
     for tag in ("parent", "child"):
         e = je.find(tag)

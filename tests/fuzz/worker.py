@@ -3,8 +3,9 @@
 ``python -m tests.fuzz.worker CASES.json FIRST`` runs the cases from index FIRST on. Before each case it
 prints ``{"start": i}`` so that the parent knows which case a crash or hang happened in; then
 ``{"i", "outcome", "type", "message", "notes", "seconds", "grew_mb"}`` (peak memory over the case's
-start). A case gets ``CASE_SECONDS`` of wall time (SIGALRM interrupts Python code; the parent kills a hang in C code) and the process may grow by
-``MEMORY_BUDGET_MB`` (RLIMIT_AS) beyond what it holds after its imports.
+start). A case gets ``CASE_SECONDS`` of wall time (SIGALRM interrupts Python code; the parent kills a
+hang in C code) and the process may grow by ``MEMORY_BUDGET_MB`` (RLIMIT_AS) beyond what it holds after its
+imports.
 """
 from __future__ import annotations
 
