@@ -84,9 +84,9 @@ def locate(name: str, folder: str, root: str) -> tuple[str | None, str]:
     return None, "outside" if outside else "missing"
 
 
-def check_image(data: bytes) -> str:
-    """Why image bytes cannot be a texture ('' when they can): decoded here, since trimesh drops a texture
-    it cannot decode without a word."""
+def check_image(data: bytes, decode: bool = True) -> str:
+    """Why image bytes cannot be a texture ('' when they can): their header, and with ``decode`` their
+    pixels (trimesh drops a texture it cannot decode without a word)."""
     from PIL import Image
 
     try:
@@ -96,7 +96,8 @@ def check_image(data: bytes) -> str:
                 w, h = img.size
                 if w * h > MAX_TEXTURE_PIXELS:
                     return f"an image of {w} x {h} pixels, more than the {MAX_TEXTURE_PIXELS:,} a texture may have"
-                img.load()
+                if decode:
+                    img.load()
     except Image.DecompressionBombError:
         return f"an image of more than the {MAX_TEXTURE_PIXELS:,} pixels a texture may have (a decompression bomb)"
     except Exception as exc:  # PIL raises several types for unreadable or truncated images

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import InputError
 from ..types import Joint, Material, PartMesh
 from ..geometry.transforms import joint_in_frame
-from .assets import AssetResolver, asset_root
+from .assets import AssetResolver, asset_root, check_image
 from .normalize import UP_AXES, normalization_matrix, transform_points
 from .urdf_reader import MOVABLE, UrdfModel, link_world_transforms, read_urdf
 
@@ -122,25 +122,94 @@ def _piece_from_trimesh(mesh, part: str, transform: Optional[np.ndarray] = None,
 
 
 # --- sources ---------------------------------------------------------------------------------------------
-def _check_container(path: str) -> None:
+def _glb_chunks(data: bytes) -> tuple[Optional[dict], bytes]:
+    """(JSON document, BIN chunk) of GLB bytes, as far as they can be read (trimesh judges the rest)."""
+    doc, blob, off = None, b"", 12
+    while off + 8 <= len(data):
+        size, kind = struct.unpack_from("<II", data, off)
+        chunk = data[off + 8: off + 8 + size]
+        if kind == 0x4E4F534A:  # JSON
+            try:
+                doc = json.loads(chunk)
+            except (ValueError, RecursionError):
+                return None, b""
+        elif kind == 0x004E4942:  # BIN
+            blob = chunk
+        off += 8 + size
+    return (doc if isinstance(doc, dict) else None), blob
+
+
+def _embedded_images(doc: dict, blob: bytes) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the images a glTF document carries inside itself (GLB buffer views, data URIs):
+    trimesh drops one it cannot open without a word."""
+    import base64
+    import binascii
+
+    out = []
+    views = doc.get("bufferViews") if isinstance(doc.get("bufferViews"), list) else []
+    for i, img in enumerate(doc.get("images") if isinstance(doc.get("images"), list) else []):
+        if not isinstance(img, dict):
+            continue
+        name = str(img.get("name") or f"image {i}")
+        uri, view = img.get("uri"), img.get("bufferView")
+        if isinstance(uri, str) and uri.startswith("data:") and "base64," in uri:
+            try:
+                out.append((name, base64.b64decode(uri.split("base64,", 1)[1])))
+            except (binascii.Error, ValueError):
+                pass  # trimesh reports a broken data URI itself
+        elif isinstance(view, int) and 0 <= view < len(views) and isinstance(views[view], dict):
+            start = int(views[view].get("byteOffset", 0) or 0)
+            out.append((name, blob[start: start + int(views[view].get("byteLength", 0) or 0)]))
+    return out
+
+
+def _check_container(path: str, notes: list[str]) -> None:
     """What trimesh may not notice or say clearly: a GLB shorter than its header states (cut off), a
-    .gltf that is not a JSON object."""
+    .gltf that is not a JSON object, an embedded texture that is not an image (or a decompression bomb)."""
     ext = os.path.splitext(path)[1].lower()
+    if ext not in SCENE_EXTS:
+        return
     with open(path, "rb") as fh:
-        head = fh.read(12) if ext == ".glb" else fh.read() if ext == ".gltf" else b""
-    if ext == ".glb" and len(head) == 12 and head[:4] == b"glTF":
-        declared, actual = struct.unpack_from("<I", head, 8)[0], os.path.getsize(path)
-        if declared > actual:
+        data = fh.read()
+    if ext == ".glb":
+        if len(data) < 12 or data[:4] != b"glTF":
+            return  # trimesh says it is not a GLB
+        declared = struct.unpack_from("<I", data, 8)[0]
+        if declared > len(data):
             raise InputError(f"'{path}' is truncated: its GLB header declares {declared:,} bytes, the file has "
-                             f"{actual:,}; copy or export the file again")
-    elif ext == ".gltf":
+                             f"{len(data):,}; copy or export the file again")
+        doc, blob = _glb_chunks(data)
+    else:
         try:
-            doc = json.loads(head)
+            doc, blob = json.loads(data), b""
         except (ValueError, RecursionError) as exc:  # ValueError covers JSON and text decoding
             raise InputError(f"could not read '{path}'; it is not valid glTF JSON ({type(exc).__name__}: "
                              f"{str(exc)[:120]}); re-export the mesh or check that the file is complete") from exc
         if not isinstance(doc, dict):
             raise InputError(f"could not read '{path}'; its JSON is a {type(doc).__name__}, not a glTF document")
+    for name, image in _embedded_images(doc or {}, blob):
+        bad = check_image(image, decode=False)  # a truncated one is noted when it is decoded
+        if bad:
+            notes.append(f"'{os.path.basename(path)}': embedded texture '{name}' is {bad}; its parts use their "
+                         "base colour")
+
+
+def _decode_textures(scene, where: str, notes: list[str]) -> None:
+    """Decode every texture now (PIL decodes lazily), so that a truncated one becomes a note naming its
+    file instead of an error later."""
+    for g in scene.geometry.values():
+        mat = getattr(getattr(g, "visual", None), "material", None)
+        for attr in ("image", "baseColorTexture"):
+            img = getattr(mat, attr, None)
+            if img is None or not hasattr(img, "load"):
+                continue
+            try:
+                img.load()
+            except Exception as exc:  # PIL raises several types for damaged image data
+                name = img.info.get("file_path", "(embedded)")
+                notes.append(f"'{where}': texture '{name}' could not be decoded ({type(exc).__name__}: "
+                             f"{str(exc)[:100]}); its parts use their base colour")
+                setattr(mat, attr, None)
 
 
 def _load_trimesh_scene(path: str, root: str, notes: list[str], images: Optional[dict] = None, **kwargs):
@@ -148,7 +217,7 @@ def _load_trimesh_scene(path: str, root: str, notes: list[str], images: Optional
     References that could not be served become ``notes``; ``images`` caches texture checks across files."""
     import trimesh
 
-    _check_container(path)
+    _check_container(path, notes)
     resolver = AssetResolver(os.path.dirname(os.path.abspath(path)), root, images=images)
     try:
         scene = trimesh.load(path, force="scene", process=False, resolver=resolver, **kwargs)
@@ -167,6 +236,7 @@ def _load_trimesh_scene(path: str, root: str, notes: list[str], images: Optional
             raise InputError(f"'{path}' has {bad} of {len(v)} vertices with NaN/inf coordinates; the file is "
                              "damaged; repair or re-export the mesh")
     where = os.path.relpath(path, root)
+    _decode_textures(scene, where, notes)
     for name, why in resolver.problems:
         what = "material file" if name.lower().endswith(".mtl") else "referenced file"
         notes.append(f"'{where}': {what} '{name}' {why}; its parts use "

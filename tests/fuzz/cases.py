@@ -44,6 +44,23 @@ def triangle_doc(positions: np.ndarray, indices: np.ndarray, *, uri: str | None 
     return doc, pos + idx
 
 
+def textured_doc(image: bytes):
+    """``triangle_doc``'s tetrahedron with UVs and a base-colour texture of these image bytes, embedded."""
+    doc, blob = triangle_doc(TETRA, TETRA_FACES)
+    uv = np.zeros((4, 2), np.float32).tobytes()
+    doc["bufferViews"] += [{"buffer": 0, "byteOffset": len(blob), "byteLength": len(uv)},
+                           {"buffer": 0, "byteOffset": len(blob) + len(uv), "byteLength": len(image)}]
+    blob += uv + image
+    doc["buffers"][0]["byteLength"] = len(blob)
+    doc["accessors"].append({"bufferView": 2, "componentType": 5126, "type": "VEC2", "count": 4})
+    doc["meshes"][0]["primitives"][0]["attributes"]["TEXCOORD_0"] = 2
+    doc["meshes"][0]["primitives"][0]["material"] = 0
+    doc["materials"] = [{"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}}]
+    doc["textures"] = [{"source": 0}]
+    doc["images"] = [{"bufferView": 3, "mimeType": "image/png"}]
+    return doc, blob
+
+
 TETRA = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
 TETRA_FACES = np.array([0, 1, 2, 0, 1, 3, 0, 2, 3, 1, 2, 3], np.uint32)
 TETRA_OBJ = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\nf 1 3 4\nf 2 3 4\n"
@@ -133,6 +150,19 @@ def mesh_cases(c: Cases) -> None:
     ext, _ = triangle_doc(TETRA, TETRA_FACES, uri="../outside/secret.bin")
     c.add("glb/buffer-outside", "mesh", c.file("glb/outside_buffer.glb", _glb(ext, b"")),
           words=["secret.bin", "outside the asset folder"])
+
+    for key, image, why in (("bomb", png_header(100000, 100000), "decompression bomb"),
+                            ("truncated", small_png(noise=True)[:4000], "could not be decoded"),
+                            ("random", RANDOM[:300], "not a readable image")):
+        c.add(f"glb/embedded-texture-{key}", "mesh", c.file(f"glb/texture_{key}.glb", _glb(*textured_doc(image))),
+              expect="loads", words=[f"texture_{key}.glb" if key != "truncated" else "(embedded)", why])
+    import base64
+
+    doc_uri, blob_uri = textured_doc(png_header(100000, 100000))
+    doc_uri["images"] = [{"uri": "data:image/png;base64," + base64.b64encode(png_header(100000, 100000)).decode()}]
+    doc_uri["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(blob_uri).decode()
+    c.add("gltf/data-uri-texture-bomb", "mesh", c.file("gltf/bomb_uri.gltf", json.dumps(doc_uri)), expect="loads",
+          words=["bomb_uri.gltf", "decompression bomb"])
 
     # glTF (JSON + referenced files)
     c.add("gltf/random-bytes", "mesh", c.file("gltf/random.gltf", RANDOM), words=["not valid glTF JSON"])
