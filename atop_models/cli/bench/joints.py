@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -59,10 +60,12 @@ def failed_row(oid: str, category: str, part: str, gt_type: str, error: str, **e
     return dict(extra, object=oid, category=category, part=part, gt_type=gt_type, failed=True, error=error)
 
 
-def benchmark_objects(args):
-    """Yields (object id, category, mesh, [(gt joint in the normalised frame, mesh joint)], failures):
-    ``failures`` are rows (``failed_row``) of the joints that cannot be benchmarked: every joint of an
-    object that did not load (mesh None), or one the loaded object lacks."""
+def benchmark_objects(args, failures: Optional[list] = None):
+    """Yields (object id, category, mesh, [(gt joint in the normalised frame, mesh joint)]) of the objects
+    that load. The joints that cannot be benchmarked (every joint of an object that does not load, one the
+    loaded object lacks, a malformed manifest entry) are appended to ``failures`` as ``failed_row`` rows
+    (logged in any case), and the objects after them still come."""
+    failures = [] if failures is None else failures
     from ...mesh.loaders import load_part_mesh
     from ...mesh.normalize import similarity_scale
     from ...types import Joint
@@ -73,7 +76,7 @@ def benchmark_objects(args):
         for i in range(args.procedural):
             cat = CATEGORIES[i % len(CATEGORIES)]
             mesh = make_object(cat, i // len(CATEGORIES))
-            yield f"{cat}_{i // len(CATEGORIES)}", cat, mesh, [(j, j) for j in mesh.joints], []
+            yield f"{cat}_{i // len(CATEGORIES)}", cat, mesh, [(j, j) for j in mesh.joints]
         return
     manifest = os.path.join(args.data, "manifest.json")
     if not os.path.isfile(manifest):
@@ -88,12 +91,12 @@ def benchmark_objects(args):
             mesh = load_part_mesh(os.path.join(args.data, oid, obj.get("urdf", "mobility.urdf")))
         except Exception as exc:  # one bad object must not end the run
             error = f"loading failed: {error_text(exc)}"
-            yield oid, cat, None, [], [failed_row(oid, cat, mj.get("child_link", "?"), mj.get("type", "?"), error)
-                                       for mj in movable or [{"child_link": "(object)"}]]
+            failures += [failed_row(oid, cat, mj.get("child_link", "?"), mj.get("type", "?"), error)
+                         for mj in movable or [{"child_link": "(object)"}]]
             continue
         N = mesh.normalized_from_source
         s = similarity_scale(N)
-        pairs, failures = [], []
+        pairs = []
         for mj in movable:
             jt = "revolute" if mj["type"] == "continuous" else mj["type"]
             try:
@@ -112,7 +115,7 @@ def benchmark_objects(args):
                                            f"'{mj['child_link']}' (manifest joint '{mj.get('name')}')"))
                 continue
             pairs.append((gt, mesh_joint))
-        yield oid, cat, mesh, pairs, failures
+        yield oid, cat, mesh, pairs
 
 
 def run(args) -> int:
@@ -124,12 +127,8 @@ def run(args) -> int:
     if not args.procedural and not args.data:
         raise InputError("give --data DIR (a folder with manifest.json) or --procedural N")
     rows = {"discrete": [], "refined": []}
-    for oid, cat, mesh, pairs, failures in benchmark_objects(args):
-        for stage in rows:
-            rows[stage] += failures
-        for r in failures:
-            if args.verbose:
-                print(f"{oid:<28} {r['part']:<14} {r['gt_type']:<9} FAILED: {r['error']}")
+    failures: list[dict] = []
+    for oid, cat, mesh, pairs in benchmark_objects(args, failures):
         for k, (gt, mj) in enumerate(pairs):
             try:
                 diag = mesh.bbox_diagonal
@@ -162,6 +161,11 @@ def run(args) -> int:
                     f"axis {r['axis_err_deg']:7.3f} deg  pos "
                     f"{r['pos_err_norm'] if r['pos_err_norm'] is not None else float('nan'):7.4f}  {r['ms']:6.0f} ms")
                 print(f"{oid:<28} {gt.child:<14} {gt.type:<9} {res}")
+    for stage in rows:
+        rows[stage] += failures
+    if args.verbose:
+        for r in failures:
+            print(f"{r['object']:<28} {r['part']:<14} {r['gt_type']:<9} FAILED: {r['error']}")
     corruption = f"noise {args.noise:g}, outliers {args.outliers:g}, subsample {args.subsample}, {args.frames} frames"
     for stage in ("discrete", "refined"):
         print(f"\n{stage} ({corruption}; {args.points} part points)")

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -84,17 +85,17 @@ def lift_joint(mesh, joint, *, frames: int = 10, iterations: int = 300, resoluti
 
 def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolution: int = 64,
                   num_gaussians: int = 1500, limit: int = 0, seed: int = 0, verbose: bool = False,
-                  motion: str = "joint") -> dict:
-    """Lift every (object id, category, mesh, [(gt joint, mesh joint)], failures) of ``objects``; returns
+                  motion: str = "joint", failures: Optional[list] = None) -> dict:
+    """Lift every (object id, category, mesh, [(gt joint, mesh joint)]) of ``objects``; returns
     {"summary", "joints", "failed"} (summary as in ``bench joints`` plus seconds_per_joint; "joints" holds
-    the failed rows too, "failed" only them)."""
+    the failed rows too, "failed" only them). ``failures``: rows of joints that could not even be tried
+    (``benchmark_objects`` fills it as it goes), counted with the others."""
     from ...geometry.metrics import joint_errors
     from .joints import error_text, failed_row, part_size
 
     rows = []
     count = 0
-    for oid, cat, mesh, pairs, failures in objects:
-        rows += failures
+    for oid, cat, mesh, pairs in objects:
         for gt, mj in pairs:
             if limit and count >= limit:
                 break
@@ -123,6 +124,7 @@ def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolutio
                       f"{'  (uncertain)' if result.uncertain else ''}", flush=True)
         if limit and count >= limit:
             break
+    rows += failures or []
     certain = [r for r in rows if not r.get("uncertain") and not r["failed"]]
     return {"summary": summary(rows), "summary_not_uncertain": summary(certain), "joints": rows,
             "failed": [r for r in rows if r["failed"]]}
@@ -178,9 +180,10 @@ def run(args) -> int:
     if not args.procedural and not args.data:
         raise InputError("give --data DIR (a folder with manifest.json) or --procedural N")
     t0 = time.perf_counter()
-    result = run_benchmark(benchmark_objects(args), frames=args.frames, iterations=args.iterations,
-                           resolution=args.resolution, num_gaussians=args.gaussians, limit=args.limit,
-                           seed=args.seed, verbose=args.verbose, motion=args.motion)
+    failures: list[dict] = []
+    result = run_benchmark(benchmark_objects(args, failures), failures=failures, frames=args.frames,
+                           iterations=args.iterations, resolution=args.resolution, num_gaussians=args.gaussians,
+                           limit=args.limit, seed=args.seed, verbose=args.verbose, motion=args.motion)
     print_table(result, f"lift from ground-truth motion ({args.frames} frames, 4 views, {args.resolution} px, "
                         f"{args.iterations} iterations, {args.gaussians} Gaussians, video guidance, {args.motion} motion)")
     print(f"total {time.perf_counter() - t0:.0f} s")
