@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..atop_models.diffusion.bundle import resolve_dtype
+from ..atop_models.diffusion.bundle import REFERENCE_VIEWS, resolve_dtype
 from ..atop_models.diffusion.checkpoints import load_model
+from ..atop_models.diffusion.motion import DEFAULT_VARIANT, MOTION_VARIANTS
 from ._comfy import io, model_folder_paths, offload_device, torch_device, user_errors
 from ._models import MVModelHandle, list_model_entries, resolve_entry
 from .types import MVModelType
@@ -51,9 +52,21 @@ class LoadInflatedImageDream(io.ComfyNode):
                                        "[none] attaches fresh ones, which leave ImageDream unchanged."),
                 io.Combo.Input("dtype", options=["auto", "fp16", "bf16", "fp32"], default="auto",
                                tooltip="Compute precision. auto = fp16 on a GPU. On a CPU everything runs in fp32."),
+                io.Combo.Input("motion_variant", options=list(MOTION_VARIANTS), default=DEFAULT_VARIANT,
+                               tooltip="Motion-module design. release: ATOP's published code (temporal attention "
+                                       "over all frames between the multi-view and the cross-attention; trains the "
+                                       "attention projections too; samples every frame from noise). paper: the "
+                                       "paper's text (after the cross-attention, keys from the first frame, frame "
+                                       "encoding; frame 0 is the given rest state). A motion module file must be "
+                                       "of this variant."),
+                io.Combo.Input("reference_view", options=list(REFERENCE_VIEWS), default="none",
+                               tooltip="none: the views alone, as in ATOP. pixel: ImageDream's pixel controller, "
+                                       "the image prompt's (view 0's) latent as a 5th view with a zero camera in "
+                                       "sampling, score distillation and fine-tuning (pixel-controller weights "
+                                       "only, not the -local checkpoint)."),
                 io.Boolean.Input("train_query_projections", default=False,
                                  tooltip="Also fine-tune the attention query projections, not only the motion "
-                                         "modules."),
+                                         "modules (the release variant always trains them)."),
             ],
             outputs=[
                 MVModelType.Output(display_name="model",
@@ -65,7 +78,8 @@ class LoadInflatedImageDream(io.ComfyNode):
 
     @classmethod
     def execute(cls, base_model, text_encoder=FROM_BASE, image_encoder=FROM_BASE, motion_module=NO_MOTION,
-                dtype="auto", train_query_projections=False) -> io.NodeOutput:
+                dtype="auto", motion_variant=DEFAULT_VARIANT, reference_view="none",
+                train_query_projections=False) -> io.NodeOutput:
         with user_errors("LoadInflatedImageDream"):
             base = resolve_entry(model_folder_paths("atop_imagedream"), base_model, "base model")
             text = None if text_encoder == FROM_BASE else resolve_entry(
@@ -79,7 +93,8 @@ class LoadInflatedImageDream(io.ComfyNode):
             with torch.inference_mode(False):
                 model = load_model(base, text_encoder=text, image_encoder=image, motion_module=motion,
                                    dtype=compute, device=offload_device(),
-                                   train_query_projections=train_query_projections)
+                                   train_query_projections=train_query_projections, motion_variant=motion_variant,
+                                   reference_view=reference_view)
             if note:
                 model.notes.append(note)
             info = model.summary()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..atop_models.diffusion.sampler import sample_video, video_grid
+from ..atop_models.diffusion.sampler import FIRST_FRAME_CHOICES, sample_video, video_grid
 from ..atop_models.errors import InputError
 from ._comfy import comfy_to_images, images_to_comfy, io, progress_callback, soft_empty_cache, user_errors
 from .types import CamerasType, MVModelType, MVVideoType
@@ -18,7 +18,7 @@ class MultiViewMotionSample(io.ComfyNode):
             category="ATOP/motion",
             description="Samples the part's motion as a multi-view video (4 views x 10 frames by default) with "
                         "DDIM and classifier-free guidance, conditioned on the prompt, the rest-state views, the "
-                        "part masks and the cameras. Frame 0 is the given rest state.",
+                        "part masks and the cameras.",
             inputs=[
                 MVModelType.Input("model", tooltip="Inflated ImageDream with a fine-tuned motion module."),
                 io.Image.Input("views", tooltip="Rest-state views, one per camera (ATOP Mesh Multi-View Render)."),
@@ -37,6 +37,10 @@ class MultiViewMotionSample(io.ComfyNode):
                                tooltip="DDIM eta: 0 = deterministic, 1 = ancestral-like noise."),
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
                              tooltip="Seed of the initial noise."),
+                io.Combo.Input("first_frame", options=list(FIRST_FRAME_CHOICES), default="auto",
+                               tooltip="input: frame 0 is the given rest state (the paper variant's way); "
+                                       "generate: every frame from noise, the rest state enters through the image "
+                                       "tokens (the release variant's way); auto: the motion variant's way."),
             ],
             outputs=[
                 MVVideoType.Output("video", tooltip="Frames [views, frames, H, W, 3] with latents, cameras, "
@@ -47,7 +51,7 @@ class MultiViewMotionSample(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, views, cameras, part_masks, prompt, negative_prompt, num_frames, steps, guidance_scale,
-                eta, seed) -> io.NodeOutput:
+                eta, seed, first_frame="auto") -> io.NodeOutput:
         with user_errors("MultiViewMotionSample"):
             images = comfy_to_images(views)
             masks = part_masks.detach().cpu().float().numpy()
@@ -65,7 +69,7 @@ class MultiViewMotionSample(io.ComfyNode):
             with torch.inference_mode():
                 video = sample_video(bundle, images, prompt, cameras, masks, negative_prompt=negative_prompt,
                                      num_frames=num_frames, steps=steps, guidance_scale=guidance_scale, eta=eta,
-                                     seed=seed, on_step=progress_callback(steps))
+                                     seed=seed, first_frame=first_frame, on_step=progress_callback(steps))
         soft_empty_cache()
         return io.NodeOutput(video, images_to_comfy(video_grid(video.frames)[None]))
 

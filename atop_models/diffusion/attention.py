@@ -7,7 +7,7 @@ scaled-dot-product attention (flash / memory-efficient kernels on CUDA), scale `
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -91,17 +91,26 @@ class FeedForward(nn.Module):
 
 @dataclass
 class VideoContext:
-    """What the motion modules need besides the tokens: the (batch, frame, view) layout of the images and
-    the first-frame part masks, one per (batch, view)."""
+    """What the motion modules need besides the tokens: the (batch, frame, view) layout of the images, the
+    first-frame part masks, one per (batch, view) that moves, whether the last view of every frame is
+    ImageDream's reference view (pixel mode: it does not move), and mask features computed once per
+    forward pass (``film``: module id -> tensors)."""
 
     num_frames: int
     num_views: int
-    mask: Optional[torch.Tensor] = None  # [B*V, 1, Hm, Wm] float 0..1
+    mask: Optional[torch.Tensor] = None  # [B*Vm, 1, Hm, Wm] float 0..1, Vm = views that move
+    reference_view: bool = False
+    film: dict = field(default_factory=dict)
+
+    @property
+    def motion_views(self) -> int:
+        return self.num_views - 1 if self.reference_view else self.num_views
 
 
 class BasicTransformerBlock3D(nn.Module):
     """Multi-view self-attention (tokens of the V views of a group attend jointly), per-image decoupled
-    cross-attention, optional motion module (``motion``, added by inflation), GEGLU feed-forward."""
+    cross-attention, GEGLU feed-forward, and an optional motion module (``motion``, added by inflation) after
+    the self-attention or after the cross-attention (its ``position``)."""
 
     def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int, ip_dim: int = 0):
         super().__init__()
@@ -120,9 +129,12 @@ class BasicTransformerBlock3D(nn.Module):
         x = x.reshape(n // v, v * l, c)  # [groups, V*L, C]: joint attention over the views
         x = self.attn1(self.norm1(x)) + x
         x = x.reshape(n, l, c)
+        motion = self.motion
+        if motion is not None and motion.position == "after_self_attention":
+            x = motion(x, video, hw)
         x = self.attn2(self.norm2(x), context) + x
-        if self.motion is not None:
-            x = self.motion(x, video, hw)
+        if motion is not None and motion.position == "after_cross_attention":
+            x = motion(x, video, hw)
         return self.ff(self.norm3(x)) + x
 
 

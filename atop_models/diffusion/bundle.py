@@ -12,6 +12,9 @@ from torch import nn
 log = logging.getLogger("atop")
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+# "none": the views alone (both ATOP designs); "pixel": ImageDream's pixel controller, the image prompt's VAE
+# latent as an extra (reference) view with a zero camera in every forward pass, with no loss and no motion.
+REFERENCE_VIEWS = ("none", "pixel")
 
 
 def resolve_dtype(name: str, device: torch.device | str) -> tuple[torch.dtype, str]:
@@ -42,13 +45,15 @@ class MVModel:
     ``dtype`` is the compute dtype of the UNet and encoders; the VAE stays in float32 (cheap, and free of
     half-precision overflow). ``image_processor`` is the CLIP preprocessing (``CLIPImageProcessor``).
     ``variant`` is "ipmv" (trained with a 5th reference view), "ipmv-local" or "" when unknown.
+    ``reference_view`` is one of ``REFERENCE_VIEWS``. The encoders are None when only the UNet and the VAE
+    were loaded.
     """
 
     unet: nn.Module
     vae: nn.Module
-    text_encoder: nn.Module
+    text_encoder: Optional[nn.Module]
     tokenizer: object
-    image_encoder: nn.Module
+    image_encoder: Optional[nn.Module]
     image_processor: object
     scheduler_config: dict
     dtype: torch.dtype = torch.float32
@@ -56,11 +61,19 @@ class MVModel:
     source_format: str = ""
     motion_source: str = "fresh"
     variant: str = ""
+    reference_view: str = "none"
     notes: list[str] = field(default_factory=list)
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"unet": self.unet, "vae": self.vae, "text_encoder": self.text_encoder,
-                "image_encoder": self.image_encoder}
+        found = {"unet": self.unet, "vae": self.vae, "text_encoder": self.text_encoder,
+                 "image_encoder": self.image_encoder}
+        return {k: m for k, m in found.items() if m is not None}
+
+    @property
+    def motion_variant(self) -> Optional[str]:
+        from .motion import motion_variant
+
+        return motion_variant(self.unet)
 
     @property
     def device(self) -> torch.device:
@@ -94,6 +107,9 @@ class MVModel:
         motion = sum(p.numel() for k, p in self.unet.named_parameters() if ".motion." in k)
         lines = [f"source: {self.source} ({self.source_format}{', ' + self.variant if self.variant else ''})",
                  f"UNet: {n:,} parameters, motion modules: {motion:,} ({self.motion_source})",
+                 f"motion variant: {self.motion_variant or 'none'}",
+                 "reference view: " + ("pixel (the image prompt's latent as a 5th view)" if self.reference_view
+                                       == "pixel" else "none (the views alone)"),
                  f"dtype: {str(self.dtype).replace('torch.', '')}, image {self.image_size} px, "
                  f"latent {self.latent_size}"]
         return "\n".join(lines + self.notes)

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ModelFileError
 from ..files import atomic_path
-from .bundle import MVModel
+from .bundle import REFERENCE_VIEWS, MVModel
 from .motion import MotionConfig, is_motion_key
 from .tiny import KNOWN_UNET_CONFIGS, KNOWN_VAE_CONFIGS, REAL_UNET_CONFIG
 
@@ -327,9 +327,19 @@ def load_text_encoder(folder: Path, dtype: torch.dtype, fmt: str = "text encoder
     if cfg.get("model_type") not in ("clip_text_model", None) or "vision_config" in cfg:
         raise ModelFileError(f"{fmt}: {enc_dir} holds a '{cfg.get('model_type')}' model, not a CLIP text encoder; "
                              f"{HINT_TEXT}")
-    for name in ("vocab.json", "merges.txt"):
-        if not (tok_dir / name).is_file():
-            raise ModelFileError(f"{fmt}: tokenizer file {name} not found in {tok_dir}; {HINT_TEXT}")
+    if not (tok_dir / "tokenizer.json").is_file():
+        for name in ("vocab.json", "merges.txt"):
+            if not (tok_dir / name).is_file():
+                raise ModelFileError(f"{fmt}: tokenizer files not found in {tok_dir} (tokenizer.json, or vocab.json "
+                                     f"and merges.txt; {name} is missing); {HINT_TEXT}")
+    from transformers import CLIPTextConfig
+
+    from .encoders import text_output_layer
+
+    try:
+        layer = text_output_layer(CLIPTextConfig.from_pretrained(str(enc_dir), local_files_only=True))
+    except ValueError as exc:
+        raise ModelFileError(f"{fmt}: {enc_dir}: {exc}; {HINT_TEXT}") from exc
     _weights_file(enc_dir, ("model.safetensors", "pytorch_model.bin"), fmt, HINT_TEXT)
     with _quiet_transformers():
         model, info = CLIPTextModel.from_pretrained(str(enc_dir), torch_dtype=dtype, local_files_only=True,
@@ -339,6 +349,9 @@ def load_text_encoder(folder: Path, dtype: torch.dtype, fmt: str = "text encoder
         raise ModelFileError(f"{fmt}: text encoder weights in {enc_dir} do not match its config: "
                              f"{report.describe()}; {HINT_TEXT}")
     tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    if layer == "penultimate":
+        log.info("%s: a complete OpenCLIP text tower (%d layers); its penultimate layer is used, as ImageDream does",
+                 fmt, model.config.num_hidden_layers)
     return model.eval(), tokenizer
 
 
@@ -456,18 +469,28 @@ def base_architecture(config) -> dict:
     return {k: (list(config[k]) if isinstance(config[k], (list, tuple)) else config[k]) for k in ARCH_KEYS}
 
 
-def save_motion_module(unet, path: str | os.PathLike, metadata: Optional[dict] = None) -> Path:
-    """Writes the motion-module weights of ``unet`` (fp32) atomically as safetensors; the metadata holds the
-    motion settings, the base architecture and the caller's ``metadata`` (JSON-encoded values)."""
+def save_motion_module(unet, path: str | os.PathLike, metadata: Optional[dict] = None,
+                       base_keys: Optional[Iterable[str]] = None) -> Path:
+    """Writes the motion-module weights of ``unet`` (floating tensors as fp32) atomically as safetensors,
+    together with the base weights that trained with them (``base_keys``; by default the variant's own set,
+    e.g. the release variant's attention projections), so that loading the file reproduces the fine-tuned
+    model. The metadata holds the motion settings, the base architecture, the names of the stored base
+    weights and the caller's ``metadata`` (JSON-encoded values)."""
     from safetensors.torch import save_file
+
+    from .motion import trained_base_keys
 
     if not unet.is_inflated:
         raise ValueError("the UNet has no motion modules to save")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().float().contiguous().cpu() for k, v in unet.motion_state_dict().items()}
+    base_keys = sorted(trained_base_keys(unet) if base_keys is None else base_keys)
+    params = dict(unet.named_parameters())
+    tensors = dict(unet.motion_state_dict(), **{k: params[k] for k in base_keys})
+    state = {k: (v.detach().float() if v.is_floating_point() else v.detach()).contiguous().cpu()
+             for k, v in tensors.items()}
     meta = {"format": MOTION_FORMAT, "motion_config": json.dumps(unet.config.motion_module),
-            "base_architecture": json.dumps(base_architecture(unet.config))}
+            "base_architecture": json.dumps(base_architecture(unet.config)), "base_weights": json.dumps(base_keys)}
     for k, v in (metadata or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
     with atomic_path(path) as tmp:
@@ -476,7 +499,8 @@ def save_motion_module(unet, path: str | os.PathLike, metadata: Optional[dict] =
 
 
 def read_motion_module(path: str | os.PathLike) -> tuple[MotionConfig, dict, dict[str, torch.Tensor]]:
-    """(motion settings, metadata, weights) of a motion-module file."""
+    """(motion settings, metadata, weights) of a motion-module file; the weights include the base weights
+    that trained with the modules (metadata ``base_weights``)."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"motion-module file not found: {path}")
@@ -508,19 +532,25 @@ def read_motion_module(path: str | os.PathLike) -> tuple[MotionConfig, dict, dic
 
 
 def load_motion_state(unet, state: dict[str, torch.Tensor], fmt: str) -> None:
-    report = compare_keys(shapes(unet.motion_state_dict()), shapes(state))
+    """Loads motion-module weights, and the base weights stored beside them, into ``unet``."""
+    motion = {k: v for k, v in state.items() if is_motion_key(k)}
+    base = {k: v for k, v in state.items() if not is_motion_key(k)}
+    report = compare_keys(shapes(unet.motion_state_dict()), shapes(motion))
+    params = shapes(dict(unet.named_parameters()))
+    report.unexpected += [k for k in base if k not in params]
+    report.mismatched += [(k, params[k], tuple(v.shape)) for k, v in base.items() if k in params
+                          and params[k] != tuple(v.shape)]
     if not report.ok:
         raise ModelFileError(f"{fmt}: motion-module weights do not fit this UNet: {report.describe()}")
-    dtype = unet.dtype
-    unet.load_state_dict(_cast(state, dtype), strict=False)
+    unet.load_state_dict(_cast(state, unet.dtype), strict=False)
 
 
-def apply_motion_module(unet, path: Optional[str | os.PathLike]) -> str:
-    """Inflates ``unet`` with fresh motion modules (``path`` None) or the ones stored at ``path``; returns a
-    description of the source."""
+def apply_motion_module(unet, path: Optional[str | os.PathLike], variant: Optional[str] = None) -> str:
+    """Inflates ``unet`` with fresh motion modules of ``variant`` (``path`` None) or the ones stored at
+    ``path`` (which must be of ``variant`` when one is given); returns a description of the source."""
     if path is None:
         if not unet.is_inflated:
-            unet.inflate()
+            unet.inflate(MotionConfig(variant=variant) if variant else None)
         return "fresh"
     config, meta, state = read_motion_module(path)
     fmt = f"motion module {Path(path).name}"
@@ -531,8 +561,15 @@ def apply_motion_module(unet, path: Optional[str | os.PathLike]) -> str:
         if diff:
             raise ModelFileError(f"{fmt} was trained for another base model configuration ({'; '.join(diff[:4])}); "
                                  "load the base model it was trained with")
-    if unet.is_inflated and MotionConfig.from_dict(unet.config.motion_module) != config:
-        raise ModelFileError(f"{fmt}: its settings {config.to_dict()} differ from the model's motion modules")
+    have = MotionConfig.from_dict(unet.config.motion_module) if unet.is_inflated else None
+    wanted = variant or (have.variant if have else None)
+    if wanted and config.variant != wanted:
+        raise ModelFileError(f"{fmt} holds '{config.variant}' motion modules but the model was loaded with the "
+                             f"'{wanted}' variant; load the model with motion variant '{config.variant}' or choose "
+                             f"a '{wanted}' motion module")
+    if have is not None and have != config:
+        raise ModelFileError(f"{fmt}: its settings {config.to_dict()} differ from the model's motion modules "
+                             f"{have.to_dict()}")
     if not unet.is_inflated:
         unet.inflate(config)
     load_motion_state(unet, state, fmt)
@@ -540,23 +577,40 @@ def apply_motion_module(unet, path: Optional[str | os.PathLike]) -> str:
 
 
 # --- whole models ---------------------------------------------------------------------------------
-def load_diffusers_folder(folder: Path, dtype: torch.dtype) -> MVModel:
+def load_diffusers_folder(folder: Path, dtype: torch.dtype, text_encoder_dir: Optional[Path] = None,
+                          image_encoder_dir: Optional[Path] = None) -> MVModel:
+    """The diffusers layout; ``text_encoder_dir`` / ``image_encoder_dir`` replace its own encoders (and may
+    stand in for missing ``text_encoder/``+``tokenizer/`` or ``image_encoder/`` sub-folders)."""
     fmt = "diffusers folder"
     index = _read_json(folder / "model_index.json", fmt, HINT_IMAGEDREAM)
     unet_class = (index.get("unet") or [None, None])[-1]
     if unet_class == "UNet2DConditionModel" or "StableDiffusion" in str(index.get("_class_name", "")):
         raise ModelFileError(f"{fmt} {folder.name}: this is a '{index.get('_class_name')}' folder (a plain Stable "
                              f"Diffusion UNet), not ImageDream; {HINT_IMAGEDREAM}")
-    for sub in ("unet", "vae", "text_encoder", "tokenizer", "image_encoder", "scheduler"):
+    for sub in ("unet", "vae", "scheduler"):
         if not (folder / sub).is_dir():
             raise ModelFileError(f"{fmt} {folder.name}: sub-folder '{sub}/' is missing; {HINT_IMAGEDREAM}")
+    for subs, given, what, hint in ((("text_encoder", "tokenizer"), text_encoder_dir, "text encoder", HINT_TEXT),
+                                    (("image_encoder",), image_encoder_dir, "image encoder (OpenCLIP ViT-H/14's "
+                                     "vision tower, which encodes the image prompt)", HINT_IMAGE)):
+        missing = [s for s in subs if not (folder / s).is_dir()]
+        if missing and given is None:
+            raise ModelFileError(f"{fmt} {folder.name}: sub-folder '{missing[0]}/' is missing: the {what} is needed; "
+                                 f"download it with the rest of 'ashawkey/imagedream-ipmv-diffusers', or choose an "
+                                 f"{what.split(' (')[0]} folder: {hint}")
     if "unet" not in index:
         raise ModelFileError(f"{fmt} {folder.name}: model_index.json lists no unet; {HINT_IMAGEDREAM}")
     unet = load_unet_folder(folder / "unet", dtype, fmt)
     vae = load_vae_folder(folder / "vae", fmt)
-    text_encoder, tokenizer = load_text_encoder(folder, dtype, fmt)
-    processor_dir = folder / "feature_extractor" if (folder / "feature_extractor").is_dir() else None
-    image_encoder, processor = load_image_encoder(folder / "image_encoder", dtype, processor_dir, fmt)
+    if text_encoder_dir is None:
+        text_encoder, tokenizer = load_text_encoder(folder, dtype, fmt)
+    else:
+        text_encoder, tokenizer = load_text_encoder(Path(text_encoder_dir), dtype)
+    if image_encoder_dir is None:
+        processor_dir = folder / "feature_extractor" if (folder / "feature_extractor").is_dir() else None
+        image_encoder, processor = load_image_encoder(folder / "image_encoder", dtype, processor_dir, fmt)
+    else:
+        image_encoder, processor = load_image_encoder(Path(image_encoder_dir), dtype)
     scheduler = _read_json(folder / "scheduler" / "scheduler_config.json", fmt, HINT_IMAGEDREAM)
     _check_compatible(unet, text_encoder, image_encoder, fmt)
     return MVModel(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, image_encoder=image_encoder,
@@ -580,11 +634,13 @@ def split_original(state: dict[str, torch.Tensor]) -> tuple[dict, dict, list[str
 
 
 def load_original_single_file(path: Path, text_encoder_dir: Optional[Path], image_encoder_dir: Optional[Path],
-                              dtype: torch.dtype) -> MVModel:
+                              dtype: torch.dtype, with_encoders: bool = True) -> MVModel:
+    """An original checkpoint with the encoders from their own folders; ``with_encoders`` False loads the UNet
+    and the VAE only (the folders are then not needed, and the model has no encoders)."""
     from .vae_keys import convert_ldm_vae
 
     fmt = f"original single-file checkpoint {path.name}"
-    if text_encoder_dir is None or image_encoder_dir is None:
+    if with_encoders and (text_encoder_dir is None or image_encoder_dir is None):
         missing = [n for n, d in (("text encoder", text_encoder_dir), ("image encoder", image_encoder_dir)) if d is None]
         raise ModelFileError(f"{fmt}: single-file checkpoints need the {' and '.join(missing)} from their own "
                              f"folders; {HINT_TEXT}; {HINT_IMAGE}")
@@ -603,47 +659,68 @@ def load_original_single_file(path: Path, text_encoder_dir: Optional[Path], imag
         raise ModelFileError(f"{fmt}: {len(vae_unknown)} VAE keys with unknown names, first: "
                              f"{', '.join(vae_unknown[:5])}; {HINT_IMAGEDREAM}")
     vae = build_vae(identify_vae(shapes(vae_sd), fmt), vae_sd, fmt)
-    text_encoder, tokenizer = load_text_encoder(Path(text_encoder_dir), dtype)
-    image_encoder, processor = load_image_encoder(Path(image_encoder_dir), dtype)
-    _check_compatible(unet, text_encoder, image_encoder, fmt)
+    text_encoder = tokenizer = image_encoder = processor = None
+    if with_encoders:
+        text_encoder, tokenizer = load_text_encoder(Path(text_encoder_dir), dtype)
+        image_encoder, processor = load_image_encoder(Path(image_encoder_dir), dtype)
+        _check_compatible(unet, text_encoder, image_encoder, fmt)
     from .schedule import IMAGEDREAM_SCHEDULER_CONFIG
 
     return MVModel(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, image_encoder=image_encoder,
                    image_processor=processor, scheduler_config=dict(IMAGEDREAM_SCHEDULER_CONFIG), dtype=dtype,
                    source=str(path), source_format="original single-file checkpoint", variant=_variant(path.stem),
-                   notes=[f"architecture: {name}"])
+                   notes=[f"architecture: {name}"] + ([] if with_encoders else ["UNet and VAE only (no encoders)"]))
+
+
+def check_reference_view(model: MVModel, reference_view: str) -> None:
+    """ModelFileError unless the loaded UNet can take ImageDream's reference (5th) view in ``reference_view``
+    "pixel" mode ("none" always works)."""
+    if reference_view not in REFERENCE_VIEWS:
+        raise ModelFileError(f"reference_view must be one of {', '.join(REFERENCE_VIEWS)}, got {reference_view!r}")
+    if reference_view == "none":
+        return
+    if model.unet.config.ip_dim <= 0:
+        raise ModelFileError("reference_view 'pixel' needs a UNet with an image prompt (ImageDream); this UNet has "
+                             f"none; use reference_view 'none'; {HINT_IMAGEDREAM}")
+    if model.variant == "ipmv-local":
+        raise ModelFileError(f"reference_view 'pixel' needs ImageDream's pixel-controller weights "
+                             f"(sd-v2.1-base-4view-ipmv.pt or the diffusers port), which were trained with the 5th "
+                             f"view; {Path(model.source).name} is the local variant, trained without it: use "
+                             "reference_view 'none' or load the pixel-controller weights")
 
 
 def load_model(path: str | os.PathLike, text_encoder: Optional[str | os.PathLike] = None,
                image_encoder: Optional[str | os.PathLike] = None, motion_module: Optional[str | os.PathLike] = None,
                dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-               train_query_projections: bool = False) -> MVModel:
+               train_query_projections: bool = False, motion_variant: Optional[str] = None,
+               reference_view: str = "none", with_encoders: bool = True) -> MVModel:
     """Loads ImageDream from a diffusers folder or an original single file (``text_encoder`` /
-    ``image_encoder`` folders then required; for a diffusers folder they replace its own when given),
-    inflates it with motion modules (fresh, or from ``motion_module``), freezes all but the motion modules
-    (and the attention query projections when asked), and moves it to ``device``."""
+    ``image_encoder`` folders then required unless ``with_encoders`` is False; for a diffusers folder they
+    replace its own when given), inflates it with motion modules of ``motion_variant`` (fresh, or from
+    ``motion_module``, whose variant must match; None: the file's variant, or the default for fresh modules),
+    freezes all but what trains with them (and the attention query projections when asked), sets the
+    ``reference_view`` mode ("none" or ImageDream's "pixel"), and moves it to ``device``."""
     from .motion import set_trainable
 
     info = detect_format(path)
     if info.kind == "diffusers-folder":
-        model = load_diffusers_folder(info.path, dtype)
-        if text_encoder is not None:
-            model.text_encoder, model.tokenizer = load_text_encoder(Path(text_encoder), dtype)
-        if image_encoder is not None:
-            model.image_encoder, model.image_processor = load_image_encoder(Path(image_encoder), dtype)
-        _check_compatible(model.unet, model.text_encoder, model.image_encoder, "diffusers folder")
+        model = load_diffusers_folder(info.path, dtype, Path(text_encoder) if text_encoder else None,
+                                      Path(image_encoder) if image_encoder else None)
     elif info.kind == "original-single-file":
         model = load_original_single_file(info.path, Path(text_encoder) if text_encoder else None,
-                                          Path(image_encoder) if image_encoder else None, dtype)
+                                          Path(image_encoder) if image_encoder else None, dtype, with_encoders)
     elif info.kind == "motion-module":
         raise ModelFileError(f"{info.path.name} is a motion-module file; choose it as the motion module and an "
                              "ImageDream model as the base model")
     else:
         raise ModelFileError(f"{info.path.name} is a {info.label}, not a complete ImageDream model; choose the "
                              f"whole diffusers folder (with model_index.json) or the original .pt checkpoint")
-    model.motion_source = apply_motion_module(model.unet, motion_module)
+    check_reference_view(model, reference_view)
+    model.reference_view = reference_view
+    model.motion_source = apply_motion_module(model.unet, motion_module, motion_variant)
     trainable = set_trainable(model.unet, train_query_projections)
     for module in (model.vae, model.text_encoder, model.image_encoder):
-        module.requires_grad_(False)
+        if module is not None:
+            module.requires_grad_(False)
     model.notes.append(f"trainable UNet tensors: {len(trainable)}")
     return model.to(device)

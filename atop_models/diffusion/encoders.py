@@ -1,7 +1,8 @@
-"""Conditioning and latents for ImageDream: text tokens (OpenCLIP ViT-H text tower as ``CLIPTextModel``, 77
-tokens, last hidden state after the final LayerNorm), image tokens (CLIP vision penultimate-layer hidden
-states, no post-LayerNorm, 257 x 1280 for ViT-H/14) with ImageDream's preprocessing, and the SD
-autoencoder (latents scaled by 0.18215)."""
+"""Conditioning and latents for ImageDream: text tokens (OpenCLIP ViT-H's text tower through its penultimate
+layer, then the final LayerNorm, 77 tokens; token ids as open_clip makes them), image tokens (CLIP vision
+penultimate-layer hidden states, no post-LayerNorm, 257 x 1280 for ViT-H/14) with ImageDream's preprocessing,
+and the SD autoencoder (latents scaled by 0.18215). RGBA images are composited on grey before CLIP and the
+VAE."""
 from __future__ import annotations
 
 import logging
@@ -69,24 +70,55 @@ def encode_image_tokens(image_encoder, processor, images: np.ndarray | torch.Ten
     return out.hidden_states[-2]
 
 
+# Text towers ImageDream can read, by width: the layer count of OpenCLIP's complete tower. Stable Diffusion
+# 2.1's text_encoder is that tower without its last block (23 of 24 layers), so its last hidden state is the
+# penultimate one ImageDream uses; a complete tower is read at its penultimate layer. The tiny test tower
+# (width 64) stands for SD-2.1's layout with 2 layers, its complete form having 3.
+FULL_TEXT_TOWER_LAYERS = {1024: 24, 64: 3}
+PAD_ID = 0  # open_clip pads with 0 (the id of "!"), as SD-2.1's tokenizer does with its pad token "!"
+
+
+def text_output_layer(config) -> str:
+    """"last" (the SD-2.1 layout: the tower already ends at OpenCLIP's penultimate layer) or "penultimate"
+    (a complete tower) for a ``CLIPTextConfig``; ValueError for any other layout."""
+    full = FULL_TEXT_TOWER_LAYERS.get(int(config.hidden_size))
+    layers = int(config.num_hidden_layers)
+    if full is None or layers not in (full - 1, full):
+        known = ", ".join(f"{n - 1} or {n} layers of width {w}" for w, n in FULL_TEXT_TOWER_LAYERS.items())
+        raise ValueError(f"a text encoder of {layers} layers of width {config.hidden_size} is not OpenCLIP ViT-H/14's "
+                         f"text tower (known: {known}); ImageDream reads that tower's penultimate layer")
+    return "last" if layers == full - 1 else "penultimate"
+
+
 def tokenize(tokenizer, prompts: Sequence[str]) -> torch.Tensor:  # [B, 77] int64
-    """Token ids padded to the tokenizer's length (77); over-long prompts are truncated with a warning."""
+    """Token ids as open_clip makes them: start token, the prompt's BPE tokens (an "!" in the text is the
+    word "!", id 256 in CLIP's vocabulary, not the padding token that Hugging Face tokenizers match), end
+    token, padded with 0 to the tokenizer's length (77). Over-long prompts keep the end token last and are
+    truncated with a warning."""
     max_len = tokenizer.model_max_length
-    full = tokenizer(list(prompts), padding=False, truncation=False)["input_ids"]
-    for prompt, ids in zip(prompts, full):
+    if not 2 < max_len <= 1024:
+        max_len = 77
+    out = torch.full((len(prompts), max_len), PAD_ID, dtype=torch.long)
+    for i, prompt in enumerate(prompts):
+        ids = tokenizer(prompt, add_special_tokens=True, split_special_tokens=True)["input_ids"]
         if len(ids) > max_len:
             log.warning("prompt is %d tokens long; the text encoder reads %d, the rest is dropped: %r",
                         len(ids), max_len, prompt)
-    return tokenizer(list(prompts), padding="max_length", max_length=max_len, truncation=True,
-                     return_tensors="pt")["input_ids"]
+            ids = ids[: max_len - 1] + ids[-1:]
+        out[i, : len(ids)] = torch.as_tensor(ids)
+    return out
 
 
 @torch.no_grad()
 def encode_text(text_encoder, tokenizer, prompts: Sequence[str]) -> torch.Tensor:
-    """Prompts -> [B, 77, D] text tokens (ImageDream's context)."""
+    """Prompts -> [B, 77, D] text tokens (ImageDream's context): OpenCLIP's penultimate layer, then the final
+    LayerNorm, whichever layout the tower has (``text_output_layer``)."""
     device = next(text_encoder.parameters()).device
     ids = tokenize(tokenizer, prompts).to(device)
-    return text_encoder(input_ids=ids).last_hidden_state
+    if text_output_layer(text_encoder.config) == "last":
+        return text_encoder(input_ids=ids).last_hidden_state
+    hidden = text_encoder(input_ids=ids, output_hidden_states=True).hidden_states[-2]
+    return getattr(text_encoder, "text_model", text_encoder).final_layer_norm(hidden)  # transformers 4 / 5 layouts
 
 
 def vae_encode(vae, images: torch.Tensor, generator: Optional[torch.Generator] = None, sample: bool = True,

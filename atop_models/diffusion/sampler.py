@@ -2,11 +2,15 @@
 
 Conditioning (``encode_conditioning``): text tokens of the prompt and of the negative prompt, per-view CLIP
 image tokens of the rest-state views (zeros for the unconditional branch, which still pass through the
-resampler inside the UNet), the ImageDream camera vectors and the first-frame part masks. The guidance batch
+resampler inside the UNet), the ImageDream camera vectors and the first-frame part masks; in ImageDream's
+pixel mode also the VAE latent of the image prompt (view 0), given as a reference view to every frame (zeros
+for the unconditional branch). RGBA views are composited on grey before the VAE and CLIP. The guidance batch
 is ordered [unconditional, conditional]; each half holds F frames x V views (views innermost).
 
-By default frame 0 is the input (``first_frame="input"``): at every step its latents are replaced by the
-rest-state latents noised to the current level, so the sampled motion starts from the given views."""
+Frame 0: with ``first_frame="input"`` (the paper variant's default) its latents are replaced at every step by
+the rest-state latents noised to the current level, so the sampled motion starts from the given views; with
+``"generate"`` (the release variant's default) every frame is sampled from noise and the rest state enters
+through the CLIP tokens only. ``"auto"`` picks the motion variant's default."""
 from __future__ import annotations
 
 import logging
@@ -19,9 +23,11 @@ import torch
 from ..errors import InputError
 from ..progress import OnStep, no_progress
 from ..types import CameraRig, MultiViewVideo
-from .encoders import encode_image_tokens, encode_text, vae_decode, vae_encode
+from .encoders import composite_rgba, encode_image_tokens, encode_text, vae_decode, vae_encode
 
 log = logging.getLogger("atop")
+
+FIRST_FRAME_CHOICES = ("auto", "input", "generate")
 
 
 @dataclass
@@ -33,6 +39,7 @@ class MotionConditioning:
     camera: torch.Tensor  # [V, 16]
     mask: Optional[torch.Tensor]  # [2*V, 1, H, W] first-frame part masks (same in both halves)
     first_latents: Optional[torch.Tensor]  # [V, 4, h, w] scaled VAE latents of the rest-state views
+    reference_latent: Optional[torch.Tensor] = None  # [1, 4, h, w] image prompt's latent (pixel mode only)
     prompt: str = ""
     negative_prompt: str = ""
 
@@ -87,45 +94,72 @@ def encode_conditioning(model, views, prompt: str, cameras, masks=None, negative
         if m.ndim != 3:
             raise InputError(f"masks must be [V, H, W], got shape {list(m.shape)}")
         mask_t = m[:, None].to(device, dtype).repeat(2, 1, 1, 1)
-    first = None
-    if encode_first_frame:
-        size = model.image_size
-        rgb = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(0, 3, 1, 2)
-        if rgb.shape[-2:] != (size, size):
-            rgb = torch.nn.functional.interpolate(rgb, size=(size, size), mode="bilinear", antialias=True,
-                                                  align_corners=False)
-        first = vae_encode(model.vae, rgb.clamp(0, 1), generator=generator, sample=False).float()
+    pixel = getattr(model, "reference_view", "none") == "pixel"
+    first = reference = None
+    if encode_first_frame or pixel:
+        latents = rest_latents(model, arr if encode_first_frame else arr[:1], generator)
+        first = latents if encode_first_frame else None
+        reference = latents[:1] if pixel else None
     return MotionConditioning(context=context, image_tokens=image_tokens,
                               camera=torch.as_tensor(cams, dtype=torch.float32).to(device, dtype), mask=mask_t,
-                              first_latents=first, prompt=prompt, negative_prompt=negative_prompt)
+                              first_latents=first, reference_latent=reference, prompt=prompt,
+                              negative_prompt=negative_prompt)
+
+
+def rest_latents(model, views: np.ndarray, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Scaled VAE latents (posterior mean) of rest-state views [V, H, W, 3|4] (0..1; RGBA composited on grey),
+    resized to the model's image size: [V, 4, h, w] float32."""
+    size = model.image_size
+    rgb = torch.from_numpy(np.ascontiguousarray(composite_rgba(views))).permute(0, 3, 1, 2)
+    if rgb.shape[-2:] != (size, size):
+        rgb = torch.nn.functional.interpolate(rgb, size=(size, size), mode="bilinear", antialias=True,
+                                              align_corners=False)
+    return vae_encode(model.vae, rgb.clamp(0, 1), generator=generator, sample=False).float()
 
 
 def _guided_eps(unet, x: torch.Tensor, t: torch.Tensor, cond: MotionConditioning, frames: int,
                 guidance_scale: float) -> torch.Tensor:
     """Noise prediction for latents x [F*V, 4, h, w] with classifier-free guidance."""
     v = cond.num_views
+    ref = cond.reference_latent
+
+    def predict(x, context, tokens, mask, reference):
+        kw = dict(num_views=v, num_frames=frames, mask=mask)
+        if reference is None:
+            return unet(x, t, context, cond.camera, image_tokens=tokens, **kw)
+        return unet.forward_with_reference_view(x, t, context, cond.camera, tokens, reference.to(x), **kw)
+
     if guidance_scale == 1.0:  # the unconditional half does not change the result
-        return unet(x, t, cond.context[1:], cond.camera, image_tokens=cond.image_tokens[v:], num_views=v,
-                    num_frames=frames, mask=None if cond.mask is None else cond.mask[v:])
-    eps = unet(torch.cat([x, x]), t, cond.context, cond.camera, image_tokens=cond.image_tokens, num_views=v,
-               num_frames=frames, mask=cond.mask)
+        return predict(x, cond.context[1:], cond.image_tokens[v:], None if cond.mask is None else cond.mask[v:], ref)
+    eps = predict(torch.cat([x, x]), cond.context, cond.image_tokens, cond.mask,
+                  None if ref is None else torch.cat([torch.zeros_like(ref), ref]))
     uncond, c = eps.float().chunk(2)
     return uncond + guidance_scale * (c - uncond)
 
 
+def resolve_first_frame(model, first_frame: str) -> str:
+    """"input" or "generate" for a choice that may be "auto" (the motion variant's default)."""
+    if first_frame not in FIRST_FRAME_CHOICES:
+        raise InputError(f"first_frame must be one of {', '.join(FIRST_FRAME_CHOICES)}, got {first_frame!r}")
+    if first_frame != "auto":
+        return first_frame
+    from .motion import DEFAULT_VARIANT, VARIANTS, motion_variant
+
+    return VARIANTS[motion_variant(model.unet) or DEFAULT_VARIANT].first_frame
+
+
 @torch.no_grad()
 def sample_motion(model, cond: MotionConditioning, num_frames: int = 10, steps: int = 50,
-                  guidance_scale: float = 5.0, eta: float = 0.0, seed: int = 0, first_frame: str = "input",
+                  guidance_scale: float = 5.0, eta: float = 0.0, seed: int = 0, first_frame: str = "auto",
                   on_step: OnStep = no_progress, preview_every: int = 5) -> torch.Tensor:
     """DDIM sampling of F frames x V views; returns scaled latents [V, F, 4, h, w] (float32).
 
     ``first_frame``: "input" keeps frame 0 on the rest-state latents (see module doc), "generate" samples it
-    too. ``on_step(step, steps, preview)`` gets, every ``preview_every`` steps, the decoded current estimate
-    of view 0 at the last frame ([H, W, 3] float 0..1)."""
+    too, "auto" follows the motion variant. ``on_step(step, steps, preview)`` gets, every ``preview_every``
+    steps, the decoded current estimate of view 0 at the last frame ([H, W, 3] float 0..1)."""
     if num_frames < 1 or steps < 1:
         raise InputError(f"num_frames and steps must be at least 1 (got {num_frames}, {steps})")
-    if first_frame not in ("input", "generate"):
-        raise InputError(f"first_frame must be 'input' or 'generate', got {first_frame!r}")
+    first_frame = resolve_first_frame(model, first_frame)
     if first_frame == "input" and cond.first_latents is None:
         raise InputError("first_frame='input' needs the rest-state latents (encode_conditioning(encode_first_frame=True))")
     unet = model.unet
@@ -165,9 +199,10 @@ def decode_video(model, latents: torch.Tensor, chunk: int = 8) -> np.ndarray:
 
 def sample_video(model, views, prompt: str, rig: CameraRig, masks=None, negative_prompt: str = "",
                  num_frames: int = 10, steps: int = 50, guidance_scale: float = 5.0, eta: float = 0.0,
-                 seed: int = 0, first_frame: str = "input", on_step: OnStep = no_progress,
+                 seed: int = 0, first_frame: str = "auto", on_step: OnStep = no_progress,
                  decode_chunk: int = 8) -> MultiViewVideo:
     """The whole sampling job: encode, sample, decode; returns the multi-view video."""
+    first_frame = resolve_first_frame(model, first_frame)
     cond = encode_conditioning(model, views, prompt, rig, masks, negative_prompt,
                                encode_first_frame=first_frame == "input")
     latents = sample_motion(model, cond, num_frames, steps, guidance_scale, eta, seed, first_frame, on_step)

@@ -87,15 +87,12 @@ def tiny_vae(seed: int = 1):
 
 # --- tokenizer ------------------------------------------------------------------------------------
 def _byte_unicode() -> dict[int, str]:
-    """The printable-unicode stand-in for every byte used by byte-level BPE vocabularies."""
+    """The printable-unicode stand-in for every byte used by byte-level BPE vocabularies, in CLIP's order
+    (printable bytes first, so "!" is id 0 and "!</w>" id 256, as in CLIP's vocabulary)."""
     keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
-    table, extra = {}, 0
-    for b in range(256):
-        if b in keep:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(256 + extra)
-            extra += 1
+    table = {b: chr(b) for b in keep}
+    for extra, b in enumerate(b for b in range(256) if b not in table):
+        table[b] = chr(256 + extra)
     return table
 
 

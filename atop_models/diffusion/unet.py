@@ -17,7 +17,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .attention import GroupNorm32, SpatialTransformer3D, VideoContext
-from .motion import MotionConfig, attach_motion_modules, is_motion_key
+from .motion import MotionConfig, ReleaseMotionModule, attach_motion_modules, is_motion_key
 from .resampler import Resampler
 
 
@@ -178,6 +178,27 @@ class MultiViewUNet(ModelMixin, ConfigMixin):
     def motion_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if is_motion_key(k)}
 
+    def _transformer_scales(self):
+        """(transformer block, downsampling factor of its feature map) for every transformer block."""
+        ds = 1
+        for blocks in (self.input_blocks, [self.middle_block], self.output_blocks):
+            for block in blocks:
+                for layer in block:
+                    if isinstance(layer, SpatialTransformer3D):
+                        for tb in layer.transformer_blocks:
+                            yield tb, ds
+                    elif isinstance(layer, Downsample):
+                        ds *= 2
+                    elif isinstance(layer, Upsample):
+                        ds //= 2
+
+    def _prepare_motion(self, video: VideoContext, size: tuple[int, int], b: int, like: torch.Tensor) -> None:
+        """Mask features of the release modules, once per forward pass and outside gradient checkpointing."""
+        for tb, ds in self._transformer_scales():
+            if isinstance(tb.motion, ReleaseMotionModule):
+                hw = (-(-size[0] // ds), -(-size[1] // ds))
+                video.film[id(tb.motion)] = tb.motion.mask_film(video, b, video.motion_views, hw, like)
+
     # --- forward -----------------------------------------------------------------------------------
     def _stage(self, block: TimestepEmbedSequential, h, emb, context, video):
         if self.gradient_checkpointing and torch.is_grad_enabled():
@@ -206,7 +227,9 @@ class MultiViewUNet(ModelMixin, ConfigMixin):
                          shared by every frame) or [B, T', De]; zeros for the unconditional branch
         mask:            first-frame part masks [B*V, 1, Hm, Wm] or [B, V, Hm, Wm], 0..1 (motion modules only)
         reference_latent: [B, C, h, w] or [B*F, C, h, w]: ImageDream's pixel mode; the last view of every group
-                         is replaced by this clean latent with a zero camera (inputs are not modified)
+                         is replaced by this clean latent with a zero camera (inputs are not modified); it is
+                         the reference view, which motion modules leave unmoved (``mask`` then holds the
+                         other views only)
         returns          [N, C, h, w]
         """
         n = sample.shape[0]
@@ -244,10 +267,11 @@ class MultiViewUNet(ModelMixin, ConfigMixin):
             tokens = image_tokens.to(sample.device, dtype)
             ip = self.image_embed(tokens)  # [*, ip_dim, Dc]
             context = torch.cat([context, _per_image(ip, n, b, v, f, "image_tokens")], dim=1)
+        video = VideoContext(num_frames=f, num_views=v, reference_view=reference_latent is not None)
         if mask is not None:
-            mask = mask.to(sample.device, dtype)
-            mask = mask.reshape(b * v, 1, *mask.shape[-2:])
-        video = VideoContext(num_frames=f, num_views=v, mask=mask)
+            video.mask = mask.to(sample.device, dtype).reshape(b * video.motion_views, 1, *mask.shape[-2:])
+        if self.is_inflated:
+            self._prepare_motion(video, tuple(sample.shape[-2:]), b, sample.to(dtype))
 
         h = sample.to(dtype)
         skips = []
@@ -258,6 +282,34 @@ class MultiViewUNet(ModelMixin, ConfigMixin):
         for block in self.output_blocks:
             h = self._stage(block, torch.cat([h, skips.pop()], dim=1), emb, context, video)
         return self.out(h).to(sample.dtype)
+
+    def forward_with_reference_view(self, sample: torch.Tensor, timestep, context: torch.Tensor, camera: torch.Tensor,
+                                    image_tokens: torch.Tensor, reference_latent: torch.Tensor, num_views: int = 4,
+                                    num_frames: int = 1, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """ImageDream's pixel mode for the V views of ``sample`` [B*F*V, C, h, w]: a reference view is appended
+        to every frame (the clean ``reference_latent`` [B, C, h, w], zero camera, the image tokens of view 0,
+        which is the image prompt), and its output is dropped. Inputs as in ``forward``; returns [B*F*V, ...]."""
+        n = sample.shape[0]
+        v, f = num_views, num_frames
+        if n % (v * f):
+            raise ValueError(f"batch of {n} images is not a multiple of views x frames = {v} x {f}")
+        b = n // (v * f)
+
+        def with_reference(x: torch.Tensor, fill: Optional[torch.Tensor] = None) -> torch.Tensor:
+            x = x.reshape(b * f, v, *x.shape[1:])
+            extra = x[:, :1] if fill is None else fill.expand_as(x[:, :1])
+            return torch.cat([x, extra], dim=1).reshape(b * f * (v + 1), *x.shape[2:])
+
+        t = torch.as_tensor(timestep, device=sample.device)
+        if t.numel() not in (1, b):
+            t = with_reference(_per_image(t, n, b, v, f, "timestep", per_view_ok=False))
+        cam = camera if camera.shape[0] == n else camera[None].expand(n // v, v, camera.shape[-1]).reshape(n, -1)
+        eps = self.forward(
+            with_reference(sample, sample.new_zeros(())), t,
+            with_reference(_per_image(context, n, b, v, f, "context")), with_reference(cam, cam.new_zeros(())),
+            image_tokens=with_reference(_per_image(image_tokens, n, b, v, f, "image_tokens")),
+            num_views=v + 1, num_frames=f, mask=mask, reference_latent=reference_latent)
+        return eps.reshape(b * f, v + 1, *eps.shape[1:])[:, :v].reshape(n, *eps.shape[1:])
 
 
 def _per_image(x: torch.Tensor, n: int, b: int, v: int, f: int, name: str, per_view_ok: bool = True) -> torch.Tensor:

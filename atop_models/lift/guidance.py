@@ -217,8 +217,10 @@ def _tile_views(x: torch.Tensor, target: str) -> np.ndarray:
 
 class ModelNoisePredictor:
     """``NoisePredictor`` over a loaded inflated ImageDream (``diffusion.bundle.MVModel``), conditioned on a
-    prompt, the rest-state views (CLIP image tokens per view), the first-frame part masks and the cameras.
-    The unconditional branch uses the negative prompt and zero image tokens (same masks and cameras)."""
+    prompt, the rest-state views (CLIP image tokens per view), the first-frame part masks and the cameras, and
+    in ImageDream's pixel mode (``model.reference_view == "pixel"``) the latent of the rest-state view 0 as a
+    reference view. The unconditional branch uses the negative prompt, zero image tokens and a zero reference
+    latent (same masks and cameras)."""
 
     def __init__(self, model, rig: CameraRig, prompt: str, rest_images: np.ndarray, part_masks: Optional[np.ndarray],
                  num_frames: int, negative_prompt: str = ""):
@@ -238,6 +240,12 @@ class ModelNoisePredictor:
         self.camera = torch.as_tensor(rig.model_camera_vectors(), dtype=self.dtype, device=self.device)  # [V, 16]
         self.mask = None if part_masks is None else torch.as_tensor(
             np.asarray(part_masks, np.float32), device=self.device)[None]  # [1, V, H, W]
+        self.reference = None
+        if getattr(model, "reference_view", "none") == "pixel":
+            from ..diffusion.sampler import rest_latents
+
+            ref = rest_latents(model, np.asarray(rest_images)[:1]).to(self.device, self.dtype)  # [1, 4, h, w]
+            self.reference = torch.cat([torch.zeros_like(ref), ref])
 
     @staticmethod
     def _alphas(model) -> torch.Tensor:
@@ -253,6 +261,10 @@ class ModelNoisePredictor:
         context = torch.cat([self.text_uncond, self.text_cond])  # [2, T, D]
         images = torch.cat([self.image_uncond, self.image_cond])  # [2V, T', D']
         mask = None if self.mask is None else self.mask.expand(2, -1, -1, -1)
-        eps = self.model.unet(x, t, context, self.camera, image_tokens=images, num_views=V, num_frames=F, mask=mask)
+        kw = dict(num_views=V, num_frames=F, mask=mask)
+        if self.reference is None:
+            eps = self.model.unet(x, t, context, self.camera, image_tokens=images, **kw)
+        else:
+            eps = self.model.unet.forward_with_reference_view(x, t, context, self.camera, images, self.reference, **kw)
         eps = eps.float().reshape(2, F, V, *noisy.shape[2:]).to(noisy.device)
         return eps[0], eps[1]

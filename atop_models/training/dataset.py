@@ -157,7 +157,8 @@ def encode_training_set(model, clips: Sequence, expected_views: int | None = Non
 
 def make_batch(data: TrainingSet, indices: Sequence[int]) -> dict[str, torch.Tensor]:
     """Stacks clips into one UNet batch: latents [B*F*V, 4, h, w] ordered (batch, frame, view), text
-    [B, 77, Dc], image tokens [B*V, T, De], cameras [B*F*V, 16], masks [B*V, 1, H, W]."""
+    [B, 77, Dc], image tokens [B*V, T, De], cameras [B*F*V, 16], masks [B*V, 1, H, W], and the rest-state
+    latents of view 0 [B, 4, h, w] (the reference view of ImageDream's pixel mode)."""
     clips = [data.clips[i] for i in indices]
     f, v = data.num_frames, data.num_views
     cams = torch.stack([c.camera for c in clips])  # [B, V, 16]
@@ -167,4 +168,5 @@ def make_batch(data: TrainingSet, indices: Sequence[int]) -> dict[str, torch.Ten
         "image_tokens": torch.cat([c.image_tokens for c in clips]),
         "camera": cams[:, None].expand(len(clips), f, v, cams.shape[-1]).reshape(-1, cams.shape[-1]),
         "mask": torch.cat([c.mask for c in clips]),
+        "reference": torch.stack([c.latents[0] for c in clips]),
     }

@@ -1,11 +1,16 @@
 """Few-shot fine-tuning of the motion modules on reference multi-view motion clips.
 
 Loss: epsilon-prediction MSE under ImageDream's training schedule (``scaled_linear`` betas, DDPM noising
-with one random timestep per clip). Only the motion modules train (optionally also the attention query
-projections). Trainable weights are float32 master weights; the frozen model runs under fp16/bf16 autocast
-on CUDA (fp32 on the CPU). With probability ``cond_dropout`` a clip's text and image conditions are both
-dropped (empty-prompt tokens, zero CLIP tokens), which is the unconditional branch that classifier-free
-guidance uses when sampling; the part masks and cameras are always kept.
+of every frame with one random timestep per clip). What trains is the motion modules plus the base weights
+their variant trains with them (``motion.trained_base_keys``: none for ``paper``, the attention projections
+``attn1.to_q``, ``attn2.to_q``, ``attn2.to_k_ip``, ``attn2.to_v_ip`` for ``release``; optionally also the
+query projections). Trainable weights are float32 master weights; the frozen model runs under fp16/bf16
+autocast on CUDA (fp32 on the CPU). With probability ``cond_dropout`` a clip's prompt is replaced by the empty
+prompt; the ``paper`` variant also zeroes its CLIP tokens (and, in pixel mode, its reference latent), the
+unconditional branch that classifier-free guidance uses when sampling, while ``release`` keeps them as the
+published code did. The part masks and cameras are always kept. In ImageDream's pixel mode
+(``model.reference_view == "pixel"``) each frame also gets the reference view (the clip's rest-state view 0),
+which has no loss.
 
 Checkpoints: ``<dir>/<name>.safetensors`` (motion-module file, loadable by the model loader) and
 ``<dir>/<name>.safetensors.training_state`` (optimizer, loss scaler, random generator and loss history, so a
@@ -119,25 +124,31 @@ def resolve_training_dtype(name: str, device: torch.device) -> tuple[torch.dtype
 
 # --- loss ---------------------------------------------------------------------------------------------
 def diffusion_loss(unet, data: TrainingSet, batch: dict, t: torch.Tensor, noise: torch.Tensor,
-                   alphas_cumprod: torch.Tensor, drop: Optional[torch.Tensor] = None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   alphas_cumprod: torch.Tensor, drop: Optional[torch.Tensor] = None, drop_images: bool = True,
+                   reference_view: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Epsilon MSE for a batch with timesteps ``t`` [B] and ``noise`` like the latents; ``drop`` [B] bool
-    replaces those clips' text by the empty prompt and their CLIP tokens by zeros. Returns (loss, noisy
-    latents, predicted noise)."""
+    replaces those clips' text by the empty prompt and, with ``drop_images``, their CLIP tokens (and reference
+    latents) by zeros. ``reference_view``: ImageDream's pixel mode. Returns (loss, noisy latents, predicted
+    noise)."""
     x0 = batch["latents"]  # [B*F*V, 4, h, w]
     device = x0.device
     b = t.shape[0]
     per = x0.shape[0] // b  # F*V images per clip
     a = alphas_cumprod.to(device)[t.to(device)].repeat_interleave(per)[:, None, None, None]
     noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
-    context, tokens = batch["context"], batch["image_tokens"]
+    context, tokens, reference = batch["context"], batch["image_tokens"], batch["reference"]
     if drop is not None and bool(drop.any()):
         d = drop.to(device)
         context = torch.where(d[:, None, None], data.empty_context[None].to(context.dtype), context)
-        keep = (~d).repeat_interleave(data.num_views)[:, None, None].to(tokens.dtype)
-        tokens = tokens * keep
-    eps = unet(noisy, t.to(device), context, batch["camera"], image_tokens=tokens, num_views=data.num_views,
-               num_frames=data.num_frames, mask=batch["mask"])
+        if drop_images:
+            tokens = tokens * (~d).repeat_interleave(data.num_views)[:, None, None].to(tokens.dtype)
+            reference = reference * (~d)[:, None, None, None].to(reference.dtype)
+    common = dict(num_views=data.num_views, num_frames=data.num_frames, mask=batch["mask"])
+    if reference_view:
+        eps = unet.forward_with_reference_view(noisy, t.to(device), context, batch["camera"], tokens, reference,
+                                               **common)
+    else:
+        eps = unet(noisy, t.to(device), context, batch["camera"], image_tokens=tokens, **common)
     return torch.nn.functional.mse_loss(eps.float(), noise), noisy, eps
 
 
@@ -153,7 +164,8 @@ def fixed_loss(model, data: TrainingSet, timesteps: Sequence[int] = (50, 200, 40
         batch = make_batch(data, [i])
         for t in timesteps:
             noise = torch.randn(batch["latents"].shape, generator=gen).to(batch["latents"].device)
-            loss, _, _ = diffusion_loss(model.unet, data, batch, torch.tensor([int(t)]), noise, acp)
+            loss, _, _ = diffusion_loss(model.unet, data, batch, torch.tensor([int(t)]), noise, acp,
+                                        reference_view=getattr(model, "reference_view", "none") == "pixel")
             total += float(loss)
     return total / (len(data.clips) * len(timesteps))
 
@@ -184,8 +196,13 @@ def _resume(unet, module_path: Path, state_path: Path, names: list[str], config:
             data_fp: str, notes: list[str]) -> tuple[int, Optional[dict]]:
     """Loads the motion modules of a checkpoint; returns (its step, its training state when it matches)."""
     from ..diffusion.checkpoints import load_motion_state, read_motion_module
+    from ..diffusion.motion import motion_variant
 
-    _, meta, state = read_motion_module(module_path)
+    saved, meta, state = read_motion_module(module_path)
+    if saved.variant != motion_variant(unet):
+        raise InputError(f"checkpoint {module_path.name} holds '{saved.variant}' motion modules but the model has "
+                         f"'{motion_variant(unet)}' ones; load the model with motion variant '{saved.variant}', "
+                         "choose another save name, or turn resuming off")
     want = base_config_hash(unet)
     if meta.get("base_config_hash", want) != want:
         raise InputError(f"checkpoint {module_path.name} was trained on another base model configuration; "
@@ -205,12 +222,7 @@ def _resume(unet, module_path: Path, state_path: Path, names: list[str], config:
         notes.append(f"training state {state_path.name} does not match the checkpoint (step "
                      f"{train_state.get('step')} vs {step}, or other trainable weights); fresh optimiser")
         train_state = None
-    if train_state is not None and train_state.get("extra_weights"):
-        with torch.no_grad():  # trained weights outside the motion modules (query projections)
-            named = dict(unet.named_parameters())
-            for k, v in train_state["extra_weights"].items():
-                named[k].copy_(v.to(named[k].dtype))
-    elif train_state is None and not any("fresh optimiser" in n for n in notes):
+    if train_state is None and not any("fresh optimiser" in n for n in notes):
         notes.append(f"no training state next to {module_path.name}; fresh optimiser")
     return step, train_state
 
@@ -231,7 +243,7 @@ def finetune_motion_module(model, clips: Sequence, config: FinetuneConfig = Fine
     (skips encoding ``clips``)."""
     from ..diffusion.checkpoints import save_motion_module
     from ..diffusion.encoders import vae_decode
-    from ..diffusion.motion import set_trainable
+    from ..diffusion.motion import VARIANTS, motion_variant, set_trainable
 
     config.check()
     on_step = on_step or no_progress
@@ -250,12 +262,13 @@ def finetune_motion_module(model, clips: Sequence, config: FinetuneConfig = Fine
         result.notes.append(note)
     result.training_dtype = str(amp).replace("torch.", "")
 
+    variant = motion_variant(unet)
+    drop_images = VARIANTS[variant].drop_image_tokens
+    pixel = getattr(model, "reference_view", "none") == "pixel"
     names = set_trainable(unet, config.train_query_projections)
+    base_keys = [n for n in names if ".motion." not in n]  # stored in the motion-module file with the modules
     named = dict(unet.named_parameters())
     params = [named[n] for n in names]
-    if config.train_query_projections:
-        result.notes.append("the motion-module file holds the motion modules only; the fine-tuned query "
-                            "projections live in the returned model and in the training state")
     module_path = state_path = None
     train_state = None
     if checkpoint_dir is not None:
@@ -296,7 +309,8 @@ def finetune_motion_module(model, clips: Sequence, config: FinetuneConfig = Fine
     meta_base.update(base_model=getattr(model, "source", ""), base_config_hash=base_config_hash(unet),
                      config=asdict(config), prompts=data.prompts, clips=len(data.clips),
                      data_fingerprint=data.fingerprint, trainable_tensors=len(names),
-                     training_dtype=result.training_dtype)
+                     training_dtype=result.training_dtype, motion_variant=variant,
+                     reference_view="pixel" if pixel else "none")
 
     def save(step: int) -> None:
         if module_path is None:
@@ -306,10 +320,8 @@ def finetune_motion_module(model, clips: Sequence, config: FinetuneConfig = Fine
         # resume check detects (step mismatch) and answers with a fresh optimiser.
         _atomic_torch_save({"step": step, "param_names": names, "optimizer": opt.state_dict(),
                             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                            "generator": gen.get_state(), "losses": list(result.losses),
-                            "extra_weights": {n: named[n].detach().cpu() for n in names if ".motion." not in n}},
-                           state_path)
-        save_motion_module(unet, module_path, dict(meta_base, steps=step))
+                            "generator": gen.get_state(), "losses": list(result.losses)}, state_path)
+        save_motion_module(unet, module_path, dict(meta_base, steps=step), base_keys=base_keys)
         result.checkpoint = str(module_path)
 
     def diverged(what: str, step: int) -> DivergenceError:
@@ -323,9 +335,9 @@ def finetune_motion_module(model, clips: Sequence, config: FinetuneConfig = Fine
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
-    log.info("fine-tuning %d motion-module tensors on %d clips (%d views x %d frames), %s, steps %d..%d",
-             len(names), len(data.clips), data.num_views, data.num_frames, result.training_dtype,
-             result.start_step + 1, config.steps)
+    log.info("fine-tuning %d tensors (%s motion modules%s) on %d clips (%d views x %d frames), %s, steps %d..%d",
+             len(names), variant, ", pixel mode" if pixel else "", len(data.clips), data.num_views, data.num_frames,
+             result.training_dtype, result.start_step + 1, config.steps)
     micro = config.batch_size * config.grad_accumulation_steps
     try:
         with torch.inference_mode(False), torch.enable_grad():
@@ -341,7 +353,7 @@ def finetune_motion_module(model, clips: Sequence, config: FinetuneConfig = Fine
                     noise = torch.randn(batch["latents"].shape, generator=gen).to(device)
                     drop = torch.rand(config.batch_size, generator=gen) < config.cond_dropout
                     with autocast:
-                        loss, noisy, eps = diffusion_loss(unet, data, batch, t, noise, acp, drop)
+                        loss, noisy, eps = diffusion_loss(unet, data, batch, t, noise, acp, drop, drop_images, pixel)
                     if not torch.isfinite(loss):
                         raise diverged("loss", step)
                     scaler.scale(loss * (config.batch_size / micro)).backward()

@@ -54,3 +54,24 @@ def test_single_file_needs_encoders_with_a_clear_message(node_classes, tiny_mode
                    text_encoder="tiny-sd21-text", image_encoder="tiny-clip-vit", dtype="fp32")
     handle, info = out.args if hasattr(out, "args") else out.result
     assert "original single-file checkpoint" in info
+
+
+def test_motion_variant_and_reference_view_options(node_classes, tiny_models):
+    from atop_models.diffusion.checkpoints import save_motion_module
+    from atop_models.diffusion.tiny import tiny_unet
+    from atop_models.diffusion.motion import MotionConfig
+
+    schema = node_classes["LoadInflatedImageDream"].GET_SCHEMA()
+    opts = {i.id: i.options for i in schema.inputs if hasattr(i, "options") and i.options is not None}
+    assert opts["motion_variant"] == ["paper", "release"] and opts["reference_view"] == ["none", "pixel"]
+    out = run_node(node_classes["LoadInflatedImageDream"], base_model="tiny-diffusers", dtype="fp32",
+                   motion_variant="paper", reference_view="pixel")
+    handle, info = out.args if hasattr(out, "args") else out.result
+    assert "motion variant: paper" in info and "reference view: pixel" in info
+    assert handle.load("unet").reference_view == "pixel"
+    unet = tiny_unet().inflate(MotionConfig(variant="paper"))
+    save_motion_module(unet, tiny_models / "motion" / "paper_mm.safetensors")
+    with pytest.raises(Exception, match="ATOP LoadInflatedImageDream: motion module paper_mm.safetensors holds "
+                                        "'paper' motion modules but the model was loaded with the 'release' variant"):
+        run_node(node_classes["LoadInflatedImageDream"], base_model="tiny-diffusers", dtype="fp32",
+                 motion_variant="release", motion_module="paper_mm.safetensors")

@@ -224,3 +224,47 @@ def test_unet_config_of_the_diffusers_port_is_understood(tiny_dirs, tmp_path):
     cfg_path.write_text(json.dumps(cfg))
     m = load_model(copy)
     assert m.unet.config.context_dim == TINY_UNET_CONFIG["context_dim"]
+
+
+def test_diffusers_folder_without_image_encoder(tiny_dirs, tmp_path):
+    d, o = tiny_dirs
+    broken = tmp_path / "no_image_encoder"
+    shutil.copytree(d, broken)
+    shutil.rmtree(broken / "image_encoder")
+    with pytest.raises(ModelFileError, match="sub-folder 'image_encoder/' is missing: the image encoder .*vision "
+                                             "tower.*laion/CLIP-ViT-H-14"):
+        load_model(broken)
+    m = load_model(broken, image_encoder=o["image_encoder"])  # another image encoder folder stands in
+    assert m.image_encoder is not None
+
+
+def test_unet_and_vae_only_from_a_single_file(tiny_dirs):
+    _, o = tiny_dirs
+    m = load_model(o["checkpoint"], with_encoders=False)
+    assert m.text_encoder is m.image_encoder is m.tokenizer is None and set(m.modules()) == {"unet", "vae"}
+    assert "UNet and VAE only (no encoders)" in m.summary()
+    full = load_original(o)
+    for k, v in full.unet.state_dict().items():
+        assert torch.equal(v, m.unet.state_dict()[k])
+
+
+def test_reference_view_and_motion_variant_in_the_info(tiny_dirs, tmp_path):
+    d, o = tiny_dirs
+    m = load_model(d, reference_view="pixel", motion_variant="paper")
+    assert m.reference_view == "pixel" and m.motion_variant == "paper"
+    info = m.summary()
+    assert "motion variant: paper" in info and "reference view: pixel" in info
+    assert "reference view: none" in load_model(d).summary()
+    local = tmp_path / "imagedream" / "sd-v2.1-base-4view-ipmv-local.pt"
+    local.parent.mkdir()
+    shutil.copy(o["checkpoint"], local)
+    with pytest.raises(ModelFileError, match="pixel-controller weights .*local variant, trained without it"):
+        load_model(local, o["text_encoder"], o["image_encoder"], reference_view="pixel")
+    with pytest.raises(ModelFileError, match="reference_view must be one of none, pixel"):
+        load_model(d, reference_view="latent")
+    plain = load_model(d)
+    plain.unet.register_to_config(ip_dim=0)  # as if the UNet had no image prompt (MVDream)
+    from atop_models.diffusion.checkpoints import check_reference_view
+
+    with pytest.raises(ModelFileError, match="needs a UNet with an image prompt"):
+        check_reference_view(plain, "pixel")

@@ -24,10 +24,10 @@ def model_dir(tmp_path_factory):
     return make_tiny(tmp_path_factory.mktemp("ft") / "m", "diffusers")["model"]
 
 
-def load(model_dir):
+def load(model_dir, **kw):
     from atop_models.diffusion.checkpoints import load_model
 
-    return load_model(model_dir)
+    return load_model(model_dir, **kw)
 
 
 def bar_clip(frames=2, shift=8, views=4, prompt="the door is getting opened"):
@@ -51,10 +51,14 @@ def motion_state(model):
     return {k: v.clone() for k, v in model.unet.motion_state_dict().items()}
 
 
-def test_only_motion_modules_train_and_the_checkpoint_pair_is_written(model_dir, tmp_path):
+@pytest.mark.parametrize("variant", ["paper", "release"])
+def test_what_the_variant_trains_is_saved_in_the_checkpoint_pair(model_dir, tmp_path, variant):
     from atop_models.diffusion.checkpoints import read_motion_module
+    from atop_models.diffusion.motion import trained_base_keys
 
-    model = load(model_dir)
+    model = load(model_dir, motion_variant=variant)
+    extra = set(trained_base_keys(model.unet))
+    assert len(extra) == (64 if variant == "release" else 0)
     before = {k: v.clone() for k, v in model.unet.state_dict().items()}
     calls = []
     res = finetune_motion_module(model, [bar_clip()], cfg(preview_every=2), checkpoint_dir=tmp_path,
@@ -65,14 +69,16 @@ def test_only_motion_modules_train_and_the_checkpoint_pair_is_written(model_dir,
     assert res.steps_done == 3 and len(res.losses) == 3 and all(np.isfinite(res.losses))
     after = model.unet.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed and all(".motion." in k for k in changed)
+    assert changed and all(".motion." in k or k in extra for k in changed) and extra <= changed
     module, state = checkpoint_paths(tmp_path, "door")
     assert res.checkpoint == str(module) and module.is_file() and state.is_file()
-    _, meta, weights = read_motion_module(module)
+    config, meta, weights = read_motion_module(module)
+    assert config.variant == variant and meta["motion_variant"] == variant
+    assert set(json.loads(meta["base_weights"])) == extra and extra <= set(weights)
     assert json.loads(meta["steps"]) == 3
     assert json.loads(meta["prompts"]) == ["the door is getting opened"]
     assert json.loads(meta["config"])["learning_rate"] == 1e-3 and len(meta["base_config_hash"]) == 16
-    assert all(torch.equal(weights[k], after[k].float()) for k in weights)
+    assert all(torch.equal(weights[k].to(after[k].dtype), after[k]) for k in weights)
     # Model left as found: no checkpointing, eval/train mode restored, compute dtype, only motion trainable.
     assert not model.unet.gradient_checkpointing
     assert all(p.dtype == model.dtype for p in model.unet.parameters())
@@ -192,3 +198,31 @@ def test_learning_rate_schedules():
         FinetuneConfig(lr_schedule="linear").check()
     with pytest.raises(InputError, match="warmup_steps=-1"):
         FinetuneConfig(warmup_steps=-1).check()
+
+
+def test_resuming_a_checkpoint_of_another_variant_is_refused(model_dir, tmp_path):
+    finetune_motion_module(load(model_dir, motion_variant="paper"), [bar_clip()], cfg(steps=1), checkpoint_dir=tmp_path,
+                           checkpoint_name="mm")
+    with pytest.raises(InputError, match="holds 'paper' motion modules but the model has 'release' ones"):
+        finetune_motion_module(load(model_dir, motion_variant="release"), [bar_clip()], cfg(steps=2),
+                               checkpoint_dir=tmp_path, checkpoint_name="mm")
+
+
+@pytest.mark.parametrize("variant", ["paper", "release"])
+def test_pixel_mode_adds_the_reference_view_without_a_loss_on_it(model_dir, variant):
+    """Every training forward pass gets the rest-state view 0 as a 5th view with ImageDream's pixel
+    controller; condition dropout zeroes it with the CLIP tokens for the paper variant only."""
+    model = load(model_dir, motion_variant=variant, reference_view="pixel")
+    seen = []
+    forward = model.unet.forward
+
+    def spy(sample, *args, **kw):
+        seen.append((sample.shape[0], kw.get("num_views"), kw.get("reference_latent")))
+        return forward(sample, *args, **kw)
+
+    model.unet.forward = spy
+    res = finetune_motion_module(model, [bar_clip()], cfg(steps=4, cond_dropout=0.5, seed=3))
+    assert res.steps_done == 4 and all(np.isfinite(res.losses))
+    assert all(n == 2 * 5 and v == 5 and ref is not None for n, v, ref in seen)
+    dropped = [float(ref.abs().sum()) == 0 for _, _, ref in seen]
+    assert any(dropped) == (variant == "paper")

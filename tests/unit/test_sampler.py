@@ -2,6 +2,7 @@
 conditional] batch order, the input first frame, determinism and input checks."""
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -78,14 +79,19 @@ def test_guidance_batch_is_unconditional_then_conditional(model, cond):
 
 
 def test_sampling_is_seeded_and_keeps_the_input_first_frame(model, cond):
-    a = sample_motion(model, cond, num_frames=3, steps=3, seed=1, preview_every=0)
-    b = sample_motion(model, cond, num_frames=3, steps=3, seed=1, preview_every=0)
-    c = sample_motion(model, cond, num_frames=3, steps=3, seed=2, preview_every=0)
+    a = sample_motion(model, cond, num_frames=3, steps=3, seed=1, first_frame="input", preview_every=0)
+    b = sample_motion(model, cond, num_frames=3, steps=3, seed=1, first_frame="input", preview_every=0)
+    c = sample_motion(model, cond, num_frames=3, steps=3, seed=2, first_frame="input", preview_every=0)
     assert a.shape == (4, 3, 4, 8, 8)
     assert torch.equal(a, b) and not torch.allclose(a, c)
     assert torch.equal(a[:, 0], cond.first_latents)
     gen = sample_motion(model, cond, num_frames=3, steps=3, seed=1, first_frame="generate", preview_every=0)
     assert not torch.allclose(gen[:, 0], cond.first_latents)
+    # "auto" is the motion variant's way: the release model samples every frame from noise
+    assert model.motion_variant == "release"
+    assert torch.equal(sample_motion(model, cond, num_frames=3, steps=3, seed=1, preview_every=0), gen)
+    with pytest.raises(InputError, match="first_frame must be one of auto, input, generate"):
+        sample_motion(model, cond, num_frames=3, steps=3, first_frame="rest")
     frames = decode_video(model, a, chunk=5)
     assert frames.shape == (4, 3, 64, 64, 3) and 0 <= frames.min() and frames.max() <= 1
     assert video_grid(frames).shape == (4 * 64, 3 * 64, 3)
@@ -104,3 +110,77 @@ def test_mismatched_inputs_are_reported(model):
         encode_conditioning(model, views, "x", imagedream_rig(3, resolution=64), np.zeros((2, 64, 64)))
     with pytest.raises(InputError, match=r"views must be images \[V, H, W, 3\]"):
         encode_conditioning(model, np.zeros((64, 64, 3)), "x", imagedream_rig(1))
+
+
+def test_paper_variant_keeps_the_input_first_frame_by_default(tmp_path, cond):
+    from atop_models.diffusion.checkpoints import load_model
+    from atop_models.diffusion.tiny import make_tiny
+
+    paper = load_model(make_tiny(tmp_path / "m", "diffusers")["model"], motion_variant="paper")
+    out = sample_motion(paper, cond, num_frames=2, steps=2, preview_every=0)
+    assert torch.equal(out[:, 0], cond.first_latents)
+
+
+def test_rgba_views_are_composited_on_grey_before_the_vae_and_clip(model):
+    rng = np.random.default_rng(1)
+    rgba = rng.random((4, 64, 64, 4)).astype(np.float32)
+    grey = rgba[..., :3] * rgba[..., 3:] + 0.5 * (1 - rgba[..., 3:])
+    rig = imagedream_rig(4, resolution=64)
+    a = encode_conditioning(model, rgba, "x", rig)
+    b = encode_conditioning(model, grey, "x", rig)
+    torch.testing.assert_close(a.first_latents, b.first_latents)
+    torch.testing.assert_close(a.image_tokens, b.image_tokens)
+    dropped = encode_conditioning(model, rgba[..., :3], "x", rig)  # the colours alone are another image
+    assert (dropped.first_latents - a.first_latents).abs().max() > 1e-3
+
+
+@torch.no_grad()
+def test_pixel_mode_appends_the_image_prompt_as_a_reference_view(tmp_path):
+    """reference_view "pixel": view 0's latent goes in as a 5th view (zero camera, view 0's image tokens) to
+    both guidance halves, zeros for the unconditional one, and its output is dropped."""
+    from atop_models.diffusion.checkpoints import load_model
+    from atop_models.diffusion.tiny import make_tiny
+
+    pixel = load_model(make_tiny(tmp_path / "m", "diffusers")["model"], reference_view="pixel")
+    rng = np.random.default_rng(2)
+    views = rng.random((4, 64, 64, 3)).astype(np.float32)
+    masks = (rng.random((4, 64, 64)) > 0.5).astype(np.float32)
+    cond = encode_conditioning(pixel, views, "open", imagedream_rig(4, resolution=64), masks)
+    assert cond.reference_latent.shape == (1, 4, 8, 8)
+    torch.testing.assert_close(cond.reference_latent, cond.first_latents[:1])
+    x = torch.randn(2 * 4, 4, 8, 8)
+    t = torch.tensor(301)
+    got = _guided_eps(pixel.unet, x, t, cond, 2, 3.0)
+    x5 = torch.cat([x.reshape(2, 4, 4, 8, 8), torch.zeros(2, 1, 4, 8, 8)], 1).reshape(10, 4, 8, 8)
+    cam5 = torch.cat([cond.camera, torch.zeros(1, 16)])
+    tok = cond.image_tokens.reshape(2, 4, *cond.image_tokens.shape[1:])
+    tok5 = torch.cat([tok, tok[:, :1]], 1).reshape(10, *tok.shape[2:])
+    eps = pixel.unet(torch.cat([x5, x5]), t, cond.context, cam5, image_tokens=tok5, num_views=5, num_frames=2,
+                     mask=cond.mask, reference_latent=torch.cat([torch.zeros_like(cond.reference_latent),
+                                                                 cond.reference_latent]))
+    eps = eps.reshape(2, 2, 5, 4, 8, 8)[:, :, :4].reshape(2, 8, 4, 8, 8)
+    torch.testing.assert_close(got, eps[0] + 3.0 * (eps[1] - eps[0]), atol=1e-5, rtol=1e-5)
+    plain = _guided_eps(pixel.unet, x, t, dataclasses.replace(cond, reference_latent=None), 2, 3.0)
+    assert (plain - got).abs().max() > 1e-4  # the reference view matters
+
+
+@torch.no_grad()
+def test_score_distillation_gets_the_reference_view_in_pixel_mode(tmp_path):
+    from atop_models.diffusion.checkpoints import load_model
+    from atop_models.diffusion.tiny import make_tiny
+    from atop_models.lift.guidance import ModelNoisePredictor
+
+    d = make_tiny(tmp_path / "m", "diffusers")["model"]
+    rng = np.random.default_rng(3)
+    rest = rng.random((4, 64, 64, 3)).astype(np.float32)
+    masks = (rng.random((4, 64, 64)) > 0.5).astype(np.float32)
+    rig = imagedream_rig(4, resolution=64)
+    noisy = torch.randn(2, 4, 4, 8, 8)
+    pixel = ModelNoisePredictor(load_model(d, reference_view="pixel"), rig, "open", rest, masks, num_frames=2)
+    plain = ModelNoisePredictor(load_model(d), rig, "open", rest, masks, num_frames=2)
+    assert plain.reference is None and pixel.reference.shape == (2, 4, 8, 8)
+    assert pixel.reference[0].abs().max() == 0  # the unconditional half gets a zero latent
+    u, c = pixel(noisy, 400)
+    pu, pc = plain(noisy, 400)
+    assert u.shape == c.shape == (2, 4, 4, 8, 8) and torch.isfinite(c).all()
+    assert (c - pc).abs().max() > 1e-4 and (u - pu).abs().max() > 1e-6

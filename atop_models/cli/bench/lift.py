@@ -34,10 +34,14 @@ SMALL_PART_PIXELS = 8.0  # a moving part spanning fewer pixels than this counts 
 SUMMARY_FIELDS = ("n_joints", "mae_deg", "mpe", "mpe_norm", "type_acc", "ms_per_joint", "seconds_per_joint")
 
 
-def motion_rig(mesh, joint, values, *, resolution: int, fov_deg: float = 40.0, border: float = 0.04):
-    """ImageDream rig (4 views) at the smallest distance where the object, at rest, half open and fully
-    open, projects inside every view with ``border`` (a fraction of the image) to spare."""
-    from ...geometry.cameras import imagedream_rig, world_to_pixels
+def motion_rig(mesh, joint, values, *, resolution: int, fov_deg: float = 40.0, border: float = 0.04,
+               elevation_deg: Optional[float] = None):
+    """ImageDream rig (4 views, at ``elevation_deg``, by default the pack's) at the smallest distance where the
+    object, at rest, half open and fully open, projects inside every view with ``border`` (a fraction of the
+    image) to spare."""
+    from ...geometry.cameras import DEFAULT_ELEVATION, imagedream_rig, world_to_pixels
+
+    elevation = DEFAULT_ELEVATION if elevation_deg is None else float(elevation_deg)
     from ...mesh.articulate import posed_vertices
 
     joints = [joint] + [j for j in mesh.joints if j.child != joint.child]
@@ -45,7 +49,7 @@ def motion_rig(mesh, joint, values, *, resolution: int, fov_deg: float = 40.0, b
     pts = np.concatenate([posed_vertices(mesh, {joint.child: float(values[i])}, joints) for i in picks])
 
     def fits(d: float) -> bool:
-        rig = imagedream_rig(num_views=4, fov_deg=fov_deg, distance=d, resolution=resolution)
+        rig = imagedream_rig(num_views=4, elevation_deg=elevation, fov_deg=fov_deg, distance=d, resolution=resolution)
         px, depth = world_to_pixels(rig, pts)
         lo, hi = border * resolution, (1 - border) * resolution
         return bool((depth > 0.05).all() and (px >= lo).all() and (px <= hi).all())
@@ -58,7 +62,7 @@ def motion_rig(mesh, joint, values, *, resolution: int, fov_deg: float = 40.0, b
     for _ in range(20):  # bisection on the distance
         mid = 0.5 * (lo + hi)
         lo, hi = (lo, mid) if fits(mid) else (mid, hi)
-    return imagedream_rig(num_views=4, fov_deg=fov_deg, distance=hi, resolution=resolution)
+    return imagedream_rig(num_views=4, elevation_deg=elevation, fov_deg=fov_deg, distance=hi, resolution=resolution)
 
 
 def lift_joint(mesh, joint, *, frames: int = 10, iterations: int = 300, resolution: int = 64,
