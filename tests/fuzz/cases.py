@@ -1,7 +1,8 @@
 """The fuzz cases: damaged, absurd and hostile files for every file loader, written into a folder.
 
 Each case is a dict: ``id``; ``loader`` (worker.LOADERS); ``path``; ``expect`` "error" (a clear error) or
-"loads" (a common layout that must keep working, or a reference the loader drops with a note); ``words``:
+"loads" (a common layout that must keep working, or a reference the loader drops with a note) or "either"
+(a random mutation of a valid file: it may load, or end in a clear error naming the file); ``words``:
 text the error (or, for "loads", a loading note) must hold; ``name``: the file or folder the message must
 name (default: the path's file name).
 """
@@ -122,6 +123,26 @@ def _triangle_bytes() -> bytes:
 
 
 RANDOM = np.random.default_rng(19).bytes(4096)
+
+
+def mutate(data: bytes, rng: np.random.Generator) -> bytes:
+    """One seeded random damage: flipped bytes, a cut, random bytes inserted, or a slice repeated."""
+    data = bytearray(data)
+    kind = rng.integers(4)
+    at = int(rng.integers(len(data)))
+    if kind == 0:
+        for i in rng.integers(len(data), size=max(1, len(data) // 50)):
+            data[i] ^= int(rng.integers(1, 256))
+    elif kind == 1:
+        del data[at:]
+    elif kind == 2:
+        data[at:at] = rng.bytes(int(rng.integers(1, 64)))
+    else:
+        data[at:at] = data[at:at + int(rng.integers(1, 256))] * int(rng.integers(2, 50))
+    return bytes(data)
+
+
+MUTANTS_PER_FILE = 8
 
 
 def mesh_cases(c: Cases) -> None:
@@ -416,6 +437,10 @@ def motion_cases(c: Cases) -> None:
     c.add("motion/nan-weights", "motion", variant("nan", state=nan_state), words=["not finite"])
     c.add("motion/format-only", "motion", c.file("motion/format_only.safetensors", safetensors_bytes(
         {"__metadata__": {"format": MOTION_FORMAT}})), words=["unreadable motion settings"])
+    rng = np.random.default_rng(1920)
+    for k in range(MUTANTS_PER_FILE):
+        c.add(f"mutant-motion/{k}", "motion", c.file(f"motion/mutant_{k}.safetensors", mutate(data, rng)),
+              expect="either")
 
 
 def clip_cases(c: Cases) -> None:
@@ -464,6 +489,10 @@ def clip_cases(c: Cases) -> None:
     c.add("clips/frame-random", "clips", dataset("random_png", write("view_0/mask.png", RANDOM)), words=["mask.png"])
     (c.root / "clips" / "none").mkdir()
     c.add("clips/empty-dataset", "clips", c.root / "clips" / "none", words=["no clip"])
+    rng = np.random.default_rng(1921)
+    for k in range(MUTANTS_PER_FILE):
+        c.add(f"mutant-clip-json/{k}", "clips",
+              dataset(f"mutant_{k}", write("clip.json", mutate(json.dumps(meta).encode(), rng))), expect="either")
 
 
 def workflow_cases(c: Cases) -> None:
@@ -490,8 +519,34 @@ def workflow_cases(c: Cases) -> None:
     c.add("workflow/api-loads", "workflow", c.file("workflow/api.json", text), expect="loads")
 
 
+def mutant_cases(c: Cases) -> None:
+    """Seeded random mutations of valid files of every format, beyond the hand-made cases above."""
+    import torch
+    from safetensors.torch import save_file
+
+    rng = np.random.default_rng(1919)
+    c.file("mutants/meshes/part.obj", TETRA_OBJ)
+    weights = c.root / "mutants" / "valid.safetensors"
+    save_file({"w": torch.zeros(8, 8)}, str(weights))
+    api = {"1": {"class_type": "ProceduralObject", "inputs": {"category": "cabinet", "seed": 0}}}
+    valid = {("glb", "mesh"): _glb(*triangle_doc(TETRA, TETRA_FACES)),
+             ("obj", "mesh"): TETRA_OBJ.encode(),
+             ("urdf", "mesh"): ('<robot name="r"><link name="a"><visual><origin xyz="0 0 0" rpy="0 0 0"/><geometry>'
+                                '<mesh filename="meshes/part.obj" scale="1 1 1"/></geometry></visual></link>'
+                                '<link name="b"/><joint name="j" type="revolute"><parent link="a"/>'
+                                '<child link="b"/><axis xyz="0 0 1"/><limit lower="0" upper="1"/></joint>'
+                                '</robot>').encode(),
+             ("safetensors", "weights"): weights.read_bytes(),
+             ("json", "workflow"): json.dumps(api).encode()}
+    for (ext, loader), data in valid.items():
+        for k in range(MUTANTS_PER_FILE):
+            path = c.file(f"mutants/{ext}_{k}.{ext}", mutate(data, rng))
+            c.add(f"mutant-{ext}/{k}", loader, path, expect="either")
+
+
 def write_cases(root: Path) -> list[dict]:
     c = Cases(root)
-    for make in (mesh_cases, urdf_cases, partnet_cases, weights_cases, motion_cases, clip_cases, workflow_cases):
+    for make in (mesh_cases, urdf_cases, partnet_cases, weights_cases, motion_cases, clip_cases, workflow_cases,
+                 mutant_cases):
         make(c)
     return c.items

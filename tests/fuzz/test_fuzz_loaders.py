@@ -1,11 +1,13 @@
 """The fuzz tier: every file loader (GLB/GLTF, OBJ+MTL, URDF, PartNet folders, .pt/.ckpt/.safetensors,
 motion-module files, clip datasets, workflow JSON for ``queue``) fed truncated, random, empty, zero-face,
-NaN/Inf, absurd-count, hostile-tree and out-of-folder files (cases.py).
+NaN/Inf, absurd-count, hostile-tree and out-of-folder files, and seeded random mutations of valid files
+(cases.py).
 
 Every case runs in a worker process (worker.py) with a time limit and a memory budget; a crash or hang
 restarts the worker on the next case. A case passes when it ends in the loader's own error type
 (InputError, ModelFileError) whose message names the file and holds the expected words, or, for the layouts
-that must keep working and the references a loader drops with a note, when it loads (with that note).
+that must keep working and the references a loader drops with a note, when it loads (with that note); a
+mutation may also load.
 """
 from __future__ import annotations
 
@@ -65,6 +67,8 @@ def judge(case: dict, r: dict) -> str:
         return f"{r['outcome']}: {r['message'][-300:]}"
     if r["grew_mb"] > MEMORY_BUDGET_MB / 2:
         return f"used {r['grew_mb']:.0f} MB"
+    if case["expect"] == "either" and r["outcome"] == "loads":
+        return ""
     if case["expect"] == "loads":
         if r["outcome"] != "loads":
             return f"should load, got {r['type']}: {r['message'][:300]}"
@@ -90,11 +94,11 @@ def test_every_loader_refuses_damaged_files_clearly(tmp_path):
     for i, case in enumerate(cases):
         r = results[i]
         bad = judge(case, r)
-        counts[(case["loader"], r["outcome"] if not bad else "FAILED")] += 1
+        counts[(case["id"].split("/")[0], r["outcome"] if not bad else "FAILED")] += 1
         if bad:
             failures.append(f"{case['id']}: {bad}")
     slowest = max(results.values(), key=lambda r: r["seconds"])
-    print(f"\n{len(cases)} fuzz cases; outcomes by loader: "
+    print(f"\n{len(cases)} fuzz cases; outcomes by format: "
           + ", ".join(f"{loader} {outcome} {n}" for (loader, outcome), n in sorted(counts.items()))
           + f"; slowest {cases[slowest['i']]['id']} {slowest['seconds']:.1f} s; most memory "
           + f"{max(r['grew_mb'] for r in results.values()):.0f} MB")
