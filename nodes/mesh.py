@@ -47,7 +47,9 @@ class LoadPartMesh(io.ComfyNode):
                 PartMeshType.Output(display_name="mesh", tooltip="The segmented mesh in the normalised frame "
                                     "(+Z up, centred, largest side 1), with ground-truth joints when known."),
                 io.String.Output(display_name="parts", tooltip="One line per part: name, faces and the joint "
-                                 "that moves it (if the source defines one)."),
+                                 "that moves it (if the source defines one); then 'note:' lines for what loading "
+                                 "left out or read differently (a texture outside the asset's folder, a missing "
+                                 "material file)."),
             ],
         )
 

@@ -6,9 +6,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup_env.sh
 bash scripts/setup_browser.sh
+venv="$([ "${ATOP_LATEST:-0}" = 1 ] && echo .venv-latest || echo .venv)"  # see scripts/test_latest.sh
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 # Tests marked slow (the motion-learning proof of both variants with tiny models, about 13 CPU-minutes) run only when
 # asked for: ATOP_TEST_MARKERS=slow bash scripts/test.sh tests/unit/test_motion_learning.py
 markers="${ATOP_TEST_MARKERS:-not slow}"
 if [ "$#" -eq 0 ]; then set -- tests; fi
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -m "$markers" "$@"
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "$markers" "$@"

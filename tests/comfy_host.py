@@ -1,8 +1,8 @@
 """A real headless ComfyUI for tests: started from ``main.py --cpu`` on a free loopback port with its own
 input/output/temp/user folders and database, the pack linked in through ``--extra-model-paths-config``.
 
-ComfyUI is taken from ``ATOP_COMFYUI_DIR`` (any checkout), else from ``.venv/comfyui`` (0.3.75, set up by
-scripts/setup_env.sh)."""
+ComfyUI is taken from ``ATOP_COMFYUI_DIR`` (any checkout), else from ``comfyui/`` in the environment running
+the tests (``.venv/comfyui``, or ``.venv-latest/comfyui``: 0.3.75, set up by scripts/setup_env.sh)."""
 from __future__ import annotations
 
 import json
@@ -22,7 +22,7 @@ PACK_DIR_NAME = "atop_part_articulation"
 
 
 def comfyui_dir() -> Path:
-    path = Path(os.environ.get("ATOP_COMFYUI_DIR") or ROOT / ".venv" / "comfyui")
+    path = Path(os.environ.get("ATOP_COMFYUI_DIR") or Path(sys.prefix) / "comfyui")
     if not (path / "main.py").exists():
         raise FileNotFoundError(
             f"no ComfyUI found at {path}; run scripts/setup_env.sh or set ATOP_COMFYUI_DIR to a ComfyUI checkout"

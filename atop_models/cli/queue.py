@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import uuid
 from pathlib import Path
@@ -49,16 +50,30 @@ def apply_override(prompt: dict, override: str) -> None:
     prompt[matches[0]]["inputs"][input_name] = value
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"holds a number that is not finite ({text[:40]})")
+    return value
+
+
 def load_prompt(path: Path, client: ComfyClient) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"workflow {path} is a folder; give a workflow .json file")
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(path.read_text(encoding="utf-8"), parse_float=_finite, parse_constant=_finite)
     except FileNotFoundError:
         raise InputError(f"workflow file {path} not found") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"workflow file {path} is not valid JSON ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError covers JSON, text decoding, non-finite numbers
+        raise InputError(f"workflow file {path} is not valid JSON ({type(exc).__name__}: {str(exc)[:160]})") from None
     if isinstance(data, dict) and "nodes" in data and "links" in data:
         log.info("UI-format workflow: converting through the server's node definitions")
-        return ui_to_api(data, client.object_info())
+        try:
+            return ui_to_api(data, client.object_info())
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+            raise InputError(f"UI-format workflow {path} cannot be converted: {type(exc).__name__}: "
+                             f"{str(exc)[:200]}") from exc
     if isinstance(data, dict) and "prompt" in data and isinstance(data["prompt"], dict):
         data = data["prompt"]
     if not isinstance(data, dict) or not all(isinstance(v, dict) and "class_type" in v for v in data.values()):

@@ -28,6 +28,7 @@ SINGLE_FILE_EXTS = (".pt", ".ckpt", ".safetensors", ".pth", ".bin")
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "vae_model."
 MOTION_FORMAT = "atop-motion-module"
+MAX_FILM_HIDDEN = 4096  # the motion modules' mask MLP width (64 by default)
 
 HINT_IMAGEDREAM = (
     "download ImageDream: either the diffusers folder 'ashawkey/imagedream-ipmv-diffusers' (the whole "
@@ -65,7 +66,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)  # legacy (non-zip) torch format
     except Exception as exc:
         raise ModelFileError(
-            f"cannot read {path.name} as a weights-only torch checkpoint ({type(exc).__name__}: {exc}); "
+            f"cannot read {path.name} as a weights-only torch checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
             "the file is corrupt, incomplete, or holds pickled objects other than tensors") from exc
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
@@ -202,8 +203,12 @@ def build_unet(config: dict, state: dict[str, torch.Tensor], dtype: torch.dtype,
     """A MultiViewUNet with exactly these weights (strict: any missing, extra or mis-shaped key is an error)."""
     from .unet import MultiViewUNet
 
-    with torch.device("meta"):
-        unet = MultiViewUNet(**config)
+    try:
+        with torch.device("meta"):
+            unet = MultiViewUNet(**config)
+    except Exception as exc:  # a config.json with wrong types or impossible sizes
+        raise ModelFileError(f"{fmt}: the UNet configuration (config.json) is invalid ({type(exc).__name__}: "
+                             f"{str(exc)[:160]}); {HINT_IMAGEDREAM}") from exc
     report = compare_keys(shapes(unet.state_dict()), shapes(state))
     if not report.ok:
         raise ModelFileError(f"{fmt}: UNet weights do not match the configuration: {report.describe()}; "
@@ -228,9 +233,12 @@ def _read_json(path: Path, fmt: str, hint: str) -> dict:
     if not path.is_file():
         raise ModelFileError(f"{fmt}: {path.name} not found in {path.parent}; {hint}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{fmt}: cannot parse {path}: {exc}") from exc
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a {type(data).__name__}, not an object")
+        return data
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError covers JSON and text decoding
+        raise ModelFileError(f"{fmt}: cannot parse {path}: {type(exc).__name__}: {str(exc)[:160]}") from exc
 
 
 def _weights_file(folder: Path, names: Iterable[str], fmt: str, hint: str) -> Path:
@@ -504,9 +512,23 @@ def read_motion_module(path: str | os.PathLike) -> tuple[MotionConfig, dict, dic
                              f"'{MOTION_FORMAT}'); choose a file written by MotionModuleFinetune")
     try:
         config = MotionConfig.from_dict(json.loads(meta["motion_config"]))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ModelFileError(f"{path.name}: unreadable motion settings in the metadata ({exc})") from exc
-    return config, meta, read_state_dict(path)
+        if "base_architecture" in meta and not isinstance(json.loads(meta["base_architecture"]), dict):
+            raise ValueError("base_architecture is not an object")
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
+        raise ModelFileError(f"{path.name}: unreadable motion settings in the metadata ({type(exc).__name__}: "
+                             f"{str(exc)[:160]}); choose a file written by MotionModuleFinetune") from exc
+    state = read_state_dict(path)
+    # The settings size the modules that are built before the weights are loaded: they must fit the weights.
+    widths = {tuple(v.shape)[0] for k, v in state.items() if k.endswith("film_scale.0.weight")}
+    if not 1 <= config.film_hidden <= MAX_FILM_HIDDEN or widths - {config.film_hidden}:
+        raise ModelFileError(f"{path.name}: its motion settings say film_hidden={config.film_hidden}, its weights "
+                             f"{sorted(widths)}; the file is damaged; choose a file written by MotionModuleFinetune")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelFileError(f"{path.name}: {len(bad)} of {len(state)} tensors hold values that are not finite "
+                             f"(NaN/inf; first: {bad[0]}); the file is damaged (a diverged fine-tuning run?); use "
+                             "an earlier checkpoint")
+    return config, meta, state
 
 
 def load_motion_state(unet, state: dict[str, torch.Tensor], fmt: str) -> None:

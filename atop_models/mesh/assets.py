@@ -84,8 +84,9 @@ def locate(name: str, folder: str, root: str) -> tuple[str | None, str]:
     return None, "outside" if outside else "missing"
 
 
-def check_image(data: bytes) -> str:
-    """Why image bytes cannot be a texture ('' when they can): PIL reads the header only."""
+def check_image(data: bytes, decode: bool = True) -> str:
+    """Why image bytes cannot be a texture ('' when they can): their header, and with ``decode`` their
+    pixels (trimesh drops a texture it cannot decode without a word)."""
     from PIL import Image
 
     try:
@@ -93,10 +94,14 @@ def check_image(data: bytes) -> str:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 w, h = img.size
-    except Exception as exc:  # PIL raises several types for unreadable headers
+                if w * h > MAX_TEXTURE_PIXELS:
+                    return f"an image of {w} x {h} pixels, more than the {MAX_TEXTURE_PIXELS:,} a texture may have"
+                if decode:
+                    img.load()
+    except Image.DecompressionBombError:
+        return f"an image of more than the {MAX_TEXTURE_PIXELS:,} pixels a texture may have (a decompression bomb)"
+    except Exception as exc:  # PIL raises several types for unreadable or truncated images
         return f"not a readable image ({type(exc).__name__}: {str(exc)[:100]})"
-    if w * h > MAX_TEXTURE_PIXELS:
-        return f"an image of {w} x {h} pixels, more than the {MAX_TEXTURE_PIXELS:,} a texture may have"
     return ""
 
 
@@ -106,25 +111,30 @@ class AssetResolver(trimesh.resolvers.Resolver):
     (name, found) in ``relocated``, so the loader can say so.
     """
 
-    def __init__(self, folder: str, root: str, problems: list | None = None, relocated: list | None = None):
+    def __init__(self, folder: str, root: str, problems: list | None = None, relocated: list | None = None,
+                 images: dict | None = None):
         self.parent = os.path.abspath(folder)
         self.root = os.path.realpath(root)
         self.file_path = self.parent
         self.file_name = None
         self.problems: list[tuple[str, str]] = [] if problems is None else problems  # shared with namespaced()
         self.relocated: list[tuple[str, str]] = [] if relocated is None else relocated
+        self.images: dict[str, str] = {} if images is None else images  # path -> check_image verdict
 
     def get(self, name: str) -> bytes:
         name = str(name).strip()
         path, how = locate(name, self.parent, self.root)
         if path is None:
-            why = f"lies outside the asset folder '{self.root}' and was refused" if how == "outside" else "was not found"
+            why = (f"lies outside the asset folder '{self.root}' and was refused" if how == "outside"
+                   else "was not found")
             self.problems.append((name, why))
             raise FileNotFoundError(name)
         with open(path, "rb") as fh:
             data = fh.read()
         if os.path.splitext(path)[1].lower() in IMAGE_EXTS:
-            bad = check_image(data)
+            if path not in self.images:
+                self.images[path] = check_image(data)
+            bad = self.images[path]
             if bad:
                 self.problems.append((name, f"is {bad}"))
                 raise ValueError(f"{name}: {bad}")
@@ -136,7 +146,8 @@ class AssetResolver(trimesh.resolvers.Resolver):
         raise PermissionError("asset files are read-only")
 
     def namespaced(self, namespace: str) -> "AssetResolver":
-        return AssetResolver(os.path.join(self.parent, namespace), self.root, self.problems, self.relocated)
+        return AssetResolver(os.path.join(self.parent, namespace), self.root, self.problems, self.relocated,
+                             self.images)
 
     def keys(self):
         for path, _, names in os.walk(self.root):

@@ -7,9 +7,12 @@ base colour x texture (if any) x vertex colour (ones where a part has none).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
+import struct
 from dataclasses import dataclass
 from typing import Optional
 
@@ -18,7 +21,7 @@ import numpy as np
 from ..errors import InputError
 from ..types import Joint, Material, PartMesh
 from ..geometry.transforms import joint_in_frame
-from .assets import AssetResolver, asset_root
+from .assets import AssetResolver, asset_root, check_image
 from .normalize import UP_AXES, normalization_matrix, transform_points
 from .urdf_reader import MOVABLE, UrdfModel, link_world_transforms, read_urdf
 
@@ -119,22 +122,121 @@ def _piece_from_trimesh(mesh, part: str, transform: Optional[np.ndarray] = None,
 
 
 # --- sources ---------------------------------------------------------------------------------------------
-def _load_trimesh_scene(path: str, root: str, notes: list[str], **kwargs):
+def _glb_chunks(data: bytes) -> tuple[Optional[dict], bytes]:
+    """(JSON document, BIN chunk) of GLB bytes, as far as they can be read (trimesh judges the rest)."""
+    doc, blob, off = None, b"", 12
+    while off + 8 <= len(data):
+        size, kind = struct.unpack_from("<II", data, off)
+        chunk = data[off + 8: off + 8 + size]
+        if kind == 0x4E4F534A:  # JSON
+            try:
+                doc = json.loads(chunk)
+            except (ValueError, RecursionError):
+                return None, b""
+        elif kind == 0x004E4942:  # BIN
+            blob = chunk
+        off += 8 + size
+    return (doc if isinstance(doc, dict) else None), blob
+
+
+def _embedded_images(doc: dict, blob: bytes) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the images a glTF document carries inside itself (GLB buffer views, data URIs):
+    trimesh drops one it cannot open without a word."""
+    import base64
+    import binascii
+
+    out = []
+    views = doc.get("bufferViews") if isinstance(doc.get("bufferViews"), list) else []
+    for i, img in enumerate(doc.get("images") if isinstance(doc.get("images"), list) else []):
+        if not isinstance(img, dict):
+            continue
+        name = str(img.get("name") or f"image {i}")
+        uri, view = img.get("uri"), img.get("bufferView")
+        if isinstance(uri, str) and uri.startswith("data:") and "base64," in uri:
+            try:
+                out.append((name, base64.b64decode(uri.split("base64,", 1)[1])))
+            except (binascii.Error, ValueError):
+                pass  # trimesh reports a broken data URI itself
+        elif isinstance(view, int) and 0 <= view < len(views) and isinstance(views[view], dict):
+            start = int(views[view].get("byteOffset", 0) or 0)
+            out.append((name, blob[start: start + int(views[view].get("byteLength", 0) or 0)]))
+    return out
+
+
+def _check_container(path: str, notes: list[str]) -> None:
+    """What trimesh may not notice or say clearly: a GLB shorter than its header states (cut off), a
+    .gltf that is not a JSON object, an embedded texture that is not an image (or a decompression bomb)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in SCENE_EXTS:
+        return
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if ext == ".glb":
+        if len(data) < 12 or data[:4] != b"glTF":
+            return  # trimesh says it is not a GLB
+        declared = struct.unpack_from("<I", data, 8)[0]
+        if declared > len(data):
+            raise InputError(f"'{path}' is truncated: its GLB header declares {declared:,} bytes, the file has "
+                             f"{len(data):,}; copy or export the file again")
+        doc, blob = _glb_chunks(data)
+    else:
+        try:
+            doc, blob = json.loads(data), b""
+        except (ValueError, RecursionError) as exc:  # ValueError covers JSON and text decoding
+            raise InputError(f"could not read '{path}'; it is not valid glTF JSON ({type(exc).__name__}: "
+                             f"{str(exc)[:120]}); re-export the mesh or check that the file is complete") from exc
+        if not isinstance(doc, dict):
+            raise InputError(f"could not read '{path}'; its JSON is a {type(doc).__name__}, not a glTF document")
+    for name, image in _embedded_images(doc or {}, blob):
+        bad = check_image(image, decode=False)  # a truncated one is noted when it is decoded
+        if bad:
+            notes.append(f"'{os.path.basename(path)}': embedded texture '{name}' is {bad}; its parts use their "
+                         "base colour")
+
+
+def _decode_textures(scene, where: str, notes: list[str]) -> None:
+    """Decode every texture now (PIL decodes lazily), so that a truncated one becomes a note naming its
+    file instead of an error later."""
+    for g in scene.geometry.values():
+        mat = getattr(getattr(g, "visual", None), "material", None)
+        for attr in ("image", "baseColorTexture"):
+            img = getattr(mat, attr, None)
+            if img is None or not hasattr(img, "load"):
+                continue
+            try:
+                img.load()
+            except Exception as exc:  # PIL raises several types for damaged image data
+                name = img.info.get("file_path", "(embedded)")
+                notes.append(f"'{where}': texture '{name}' could not be decoded ({type(exc).__name__}: "
+                             f"{str(exc)[:100]}); its parts use their base colour")
+                setattr(mat, attr, None)
+
+
+def _load_trimesh_scene(path: str, root: str, notes: list[str], images: Optional[dict] = None, **kwargs):
     """A trimesh Scene of ``path``; the files it refers to come from inside ``root`` only (assets.py).
-    References that could not be served become ``notes``."""
+    References that could not be served become ``notes``; ``images`` caches texture checks across files."""
     import trimesh
 
-    resolver = AssetResolver(os.path.dirname(os.path.abspath(path)), root)
+    _check_container(path, notes)
+    resolver = AssetResolver(os.path.dirname(os.path.abspath(path)), root, images=images)
     try:
         scene = trimesh.load(path, force="scene", process=False, resolver=resolver, **kwargs)
     except InputError:
         raise
     except Exception as exc:  # trimesh raises many types for damaged files
         ext = os.path.splitext(path)[1].lower()
-        raise InputError(f"could not read '{path}'; it is not a valid {ext[1:].upper()} file "
+        refs = "".join(f"; it refers to '{name}', which {why}" for name, why in resolver.problems[:3])
+        raise InputError(f"could not read '{path}'{refs}; it is not a valid {ext[1:].upper()} file "
                          f"({type(exc).__name__}: {str(exc)[:160]}); re-export the mesh or check that the "
                          "file is complete") from exc
+    for g in scene.geometry.values():
+        v = getattr(g, "vertices", None)
+        if v is not None and len(v) and not np.isfinite(v).all():
+            bad = int((~np.isfinite(np.asarray(v))).any(axis=1).sum())
+            raise InputError(f"'{path}' has {bad} of {len(v)} vertices with NaN/inf coordinates; the file is "
+                             "damaged; repair or re-export the mesh")
     where = os.path.relpath(path, root)
+    _decode_textures(scene, where, notes)
     for name, why in resolver.problems:
         what = "material file" if name.lower().endswith(".mtl") else "referenced file"
         notes.append(f"'{where}': {what} '{name}' {why}; its parts use "
@@ -174,13 +276,14 @@ def _urdf_pieces(path: str, notes: list[str]):
     world = link_world_transforms(model)
     pieces: list[_Piece] = []
     cache: dict[str, object] = {}
+    images: dict = {}
     for link in model.links.values():
         for vis in link.visuals:
             S = np.diag([*vis.scale, 1.0])
             T = world[link.name] @ vis.origin @ S
             if vis.mesh_path is not None:
                 if vis.mesh_path not in cache:
-                    cache[vis.mesh_path] = _load_trimesh_scene(vis.mesh_path, vis.asset_root, notes)
+                    cache[vis.mesh_path] = _load_trimesh_scene(vis.mesh_path, vis.asset_root, notes, images)
                 new = _scene_pieces(cache[vis.mesh_path], notes, T, link.name, vis.rgba)
                 if not new:
                     log.warning("URDF link '%s': mesh '%s' has no faces", link.name, vis.mesh_path)
@@ -226,6 +329,16 @@ def _find_urdf_in_folder(folder: str) -> str:
 
 
 # --- assembly --------------------------------------------------------------------------------------------
+def _share_textures(materials: list[Material]) -> None:
+    """Materials whose textures are the same image share one array (a PartNet object names one texture in
+    dozens of material files; each was decoded on its own)."""
+    seen: dict[tuple, np.ndarray] = {}
+    for m in materials:
+        if m.texture is not None:
+            key = (m.texture.shape, hashlib.blake2b(m.texture.tobytes(), digest_size=16).digest())
+            m.texture = seen.setdefault(key, m.texture)
+
+
 def _assemble(pieces: list[_Piece], path: str) -> dict:
     part_names: list[str] = []
     materials: list[Material] = []
@@ -253,10 +366,14 @@ def _assemble(pieces: list[_Piece], path: str) -> dict:
     if not pieces or offset == 0:
         raise InputError(f"'{path}' contains no mesh faces (no parts to load); "
                          "export the object with its triangle geometry")
+    _share_textures(materials)
+    vertices = np.concatenate(V)
+    if not np.isfinite(vertices).all():  # finite in their files, but a transform (URDF scale, origin) overflowed
+        raise InputError(f"'{path}': vertices become NaN/inf once placed (an absurd scale or origin); fix the file")
     faces = np.concatenate(F)
     if faces.max() >= offset or faces.min() < 0:
         raise InputError(f"'{path}' has faces that index missing vertices; the file is damaged; re-export it")
-    return dict(vertices=np.concatenate(V), faces=faces, face_part=np.concatenate(FP), part_names=part_names,
+    return dict(vertices=vertices, faces=faces, face_part=np.concatenate(FP), part_names=part_names,
                 materials=materials, face_material=np.concatenate(FM),
                 uv=np.concatenate(UV) if has_uv else None, vertex_colors=np.concatenate(VC) if has_vc else None)
 

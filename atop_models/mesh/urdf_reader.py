@@ -220,7 +220,8 @@ def _parse(path: str) -> ET.Element:
     try:
         robot = ET.fromstring(data)
     except ET.ParseError as exc:
-        raise InputError(f"could not parse URDF '{path}'; the XML is invalid ({exc}); fix or re-export the file") from exc
+        raise InputError(f"could not parse URDF '{path}'; the XML is invalid ({exc}); fix or re-export the "
+                         "file") from exc
     xacro = False
     for el in robot.iter():
         if isinstance(el.tag, str):
@@ -279,8 +280,8 @@ def _joint(je: ET.Element, path: str, links: dict[str, UrdfLink], notes: list[st
     where = f"URDF '{path}' joint '{jname}'"
     jtype = (je.get("type") or "").strip().lower()
     if jtype not in JOINT_KINDS:
-        raise InputError(f"{where} has type '{je.get('type') or ''}'; URDF joint types are: {', '.join(JOINT_KINDS)}; "
-                         "fix the URDF")
+        raise InputError(f"{where} has type '{je.get('type') or ''}'; URDF joint types are: "
+                         f"{', '.join(JOINT_KINDS)}; fix the URDF")
     ends = []
     for tag in ("parent", "child"):
         e = je.find(tag)
@@ -347,6 +348,9 @@ def read_urdf(path: str) -> UrdfModel:
             link.visuals.append(_visual(ve, where, urdf_dir, root_dir, colors, notes))
         links[lname] = link
 
+    if not links:
+        raise InputError(f"URDF '{path}' has no <link> elements (nothing to load); check that this is a robot "
+                         "description")
     joints = [_joint(je, path, links, notes) for je in robot.findall("joint")]
     seen: set[str] = set()
     for j in joints:

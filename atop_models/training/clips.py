@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import uuid
@@ -56,6 +57,9 @@ log = logging.getLogger("atop")
 
 FORMAT = "atop-reference-clip"
 VERSION = 1
+# What a clip may claim before its frames are allocated (a clip is 4 views of ~16 frames of 256 px).
+MAX_VIEWS, MAX_FRAMES, MAX_RESOLUTION = 16, 256, 2048
+MAX_CLIP_BYTES = 4 << 30  # of float32 frames
 FRAME_MARGIN = 0.95  # the fitted camera keeps every pose inside 95% of the half-image (or the rest state's reach)
 
 
@@ -246,8 +250,8 @@ def _read(folder: Path) -> tuple[Optional[ReferenceClip], list[str]]:
     try:
         with open(meta_path, encoding="utf-8") as fh:
             d = json.load(fh)
-    except (OSError, ValueError) as exc:
-        return None, [f"{name}: clip.json is not valid JSON ({str(exc)[:100]})"]
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError covers JSON and text decoding
+        return None, [f"{name}: clip.json is not valid JSON ({type(exc).__name__}: {str(exc)[:100]})"]
     if not isinstance(d, dict):
         return None, [f"{name}: clip.json must hold an object"]
     for key, typ in _REQUIRED.items():
@@ -263,14 +267,22 @@ def _read(folder: Path) -> tuple[Optional[ReferenceClip], list[str]]:
     V, F, R = d["num_views"], d["num_frames"], d["resolution"]
     if V < 1 or F < 2 or R < 8:
         return None, [f"{name}: needs num_views >= 1, num_frames >= 2, resolution >= 8; got {V}, {F}, {R}"]
+    if V > MAX_VIEWS or F > MAX_FRAMES or R > MAX_RESOLUTION or V * F * R * R * 12 > MAX_CLIP_BYTES:
+        return None, [f"{name}: clip.json claims num_views {V}, num_frames {F}, resolution {R}; a clip has at most "
+                      f"{MAX_VIEWS} views, {MAX_FRAMES} frames, {MAX_RESOLUTION} px and {MAX_CLIP_BYTES >> 30} GiB "
+                      "of frames; fix clip.json"]
     if not d["prompt"].strip():
         problems.append(f"{name}: empty prompt")
     if len(d["joint_values"]) != F:
         problems.append(f"{name}: {len(d['joint_values'])} joint values for {F} frames")
+    elif not all(isinstance(v, (int, float)) and math.isfinite(v) for v in d["joint_values"]):
+        problems.append(f"{name}: clip.json joint_values are not all finite numbers")
     rig = joint = None
     try:
         rig = CameraRig.from_dict(d["cameras"])
-        if rig.c2w.shape != (V, 4, 4) or (rig.width, rig.height) != (R, R):
+        if not np.isfinite(rig.c2w).all():
+            problems.append(f"{name}: clip.json cameras hold values that are not finite")
+        elif rig.c2w.shape != (V, 4, 4) or (rig.width, rig.height) != (R, R):
             problems.append(f"{name}: cameras are {rig.c2w.shape[0]} of {rig.width}x{rig.height}, expected {V} of "
                             f"{R}x{R}")
     except Exception as exc:

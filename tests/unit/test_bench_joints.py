@@ -1,9 +1,48 @@
 import json
+import re
 
 import numpy as np
 import pytest
 
 from atop_models.cli import main
+
+DOOR_URDF = """<robot name="box"><link name="base"><visual><geometry><box size="1 1 1"/></geometry></visual></link>
+<link name="door"><visual><origin xyz="0 -0.55 0"/><geometry><box size="1 0.1 1"/></geometry></visual></link>
+<joint name="hinge" type="revolute"><parent link="base"/><child link="door"/><origin xyz="0.5 0 0"/>
+<axis xyz="0 0 1"/><limit lower="0" upper="1.5"/></joint></robot>"""
+GOOD_JOINT = {"name": "hinge", "type": "revolute", "axis_world": [0, 0, 1], "origin_world": [0.5, 0, 0],
+              "limits": [0, 1.5], "child_link": "door"}
+EXPECTED_FAILURES = {("bad_urdf", "lid"), ("missing", "door"), ("good", "ghost")}
+
+
+def write_dataset_with_bad_objects(root):
+    """A manifest of four objects: one good, one whose URDF is broken, one whose folder is missing, and a
+    good one whose manifest names a joint the URDF lacks (its real joint still benchmarks)."""
+    data = root / "data"
+    for name, text in (("good", DOOR_URDF), ("bad_urdf", DOOR_URDF.replace('xyz="0 0 1"', 'xyz="[0, 0, 1]"')),
+                       ("extra", DOOR_URDF)):
+        (data / name).mkdir(parents=True)
+        (data / name / "mobility.urdf").write_text(text)
+    ghost = dict(GOOD_JOINT, name="j2", child_link="ghost")
+    objects = [{"id": "good", "category": "box", "joints": [GOOD_JOINT, ghost]},
+               {"id": "bad_urdf", "category": "broken", "joints": [dict(GOOD_JOINT, child_link="lid")]},
+               {"id": "missing", "category": "box", "joints": [GOOD_JOINT]},
+               {"id": "extra", "category": "box", "joints": [GOOD_JOINT]}]
+    (data / "manifest.json").write_text(json.dumps({"objects": objects}))
+    return data
+
+
+def check_failures(rows, summary):
+    failed = [r for r in rows if r["failed"]]
+    assert {(r["object"], r["part"]) for r in failed} == EXPECTED_FAILURES
+    errors = {r["object"]: r["error"] for r in failed}
+    assert errors["bad_urdf"].startswith("loading failed: URDF '")
+    assert "axis has an invalid value '[0, 0, 1]'" in errors["bad_urdf"]
+    assert errors["missing"].startswith("loading failed: ") and "does not exist" in errors["missing"]
+    assert errors["good"] == "no loaded joint moves 'ghost' (manifest joint 'j2')"
+    done = [r for r in rows if not r["failed"]]
+    assert {r["object"] for r in done} == {"good", "extra"}
+    assert summary["n_joints"] == 5 and summary["n_failed"] == 3
 
 SUMMARY_KEYS = {"n_joints", "n_failed", "mae_deg", "mpe", "mpe_norm", "type_acc", "ms_per_joint", "cpu_ms_per_joint"}
 
@@ -62,6 +101,21 @@ def test_bench_joints_splits_by_part_size_with_noise(tmp_path, capsys):
     # the cabinet's door (0.92 of the object) is at least 8 sigma across, the chest's drawers (0.85) are not
     assert {r["category"] for r in big} == {"cabinet"} and {r["category"] for r in small} == {"chest_of_drawers"}
     assert printed.count("parts >= 8 sigma") == 2 and printed.count("parts < 8 sigma") == 2
+
+
+def test_a_bad_object_is_a_failed_row_and_the_run_goes_on(tmp_path, capsys):
+    data = write_dataset_with_bad_objects(tmp_path)
+    out = tmp_path / "joints.json"
+    assert main(["bench", "joints", "--data", str(data), "--frames", "4", "--points", "300", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for stage in (result, result["discrete"]):
+        check_failures(stage["joints"], stage["summary"])
+    assert all(r["axis_err_deg"] < 0.5 for r in result["joints"] if not r["failed"])  # the good door is found
+    printed = capsys.readouterr().out
+    # per category: the broken object's line shows its failure; the box line counts the others
+    assert len(re.findall(r"^broken +1 +1( +-)+$", printed, flags=re.M)) == 2, printed
+    assert len(re.findall(r"^box +4 +2 ", printed, flags=re.M)) == 2, printed
+    assert "failed: missing/door: loading failed:" in printed
 
 
 def test_bench_joints_needs_data(tmp_path):

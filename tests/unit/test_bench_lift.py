@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from atop_models.geometry.metrics import joint_errors
 from atop_models.mesh.articulate import posed_vertices
 from atop_models.mesh.procedural import make_object
 from atop_models.render.motion import opening_values
+
+from .test_bench_joints import EXPECTED_FAILURES, check_failures, write_dataset_with_bad_objects
 
 SUMMARY = ("n_joints", "mae_deg", "mpe", "mpe_norm", "type_acc", "ms_per_joint", "seconds_per_joint")
 
@@ -45,10 +48,23 @@ def test_table_splits_small_parts(capsys):
     print_table({"joints": [row("door", 1.0, 40.0), row("knob", 30.0, 2.0), row("knob", 50.0, 3.0)], "failed": []}, "t")
     lines = {ln.split("  ")[0].strip(): ln.split() for ln in capsys.readouterr().out.splitlines() if ln.strip()}
     big, small = lines["parts >= 8 px"], lines["parts < 8 px"]
-    assert big[4] == "1" and float(big[5]) == pytest.approx(1.0)  # joints, MAE
-    assert small[4] == "2" and float(small[5]) == pytest.approx(40.0)
+    assert big[4] == "1" and big[5] == "0" and float(big[6]) == pytest.approx(1.0)  # joints, failed, MAE
+    assert small[4] == "2" and small[5] == "0" and float(small[6]) == pytest.approx(40.0)
     print_table({"joints": [row("door", 1.0, 40.0)], "failed": []}, "t")
     assert " px" not in capsys.readouterr().out  # no split line without small parts
+
+
+def test_a_bad_object_is_a_failed_row_and_the_run_goes_on(tmp_path, capsys):
+    data = write_dataset_with_bad_objects(tmp_path)
+    out = tmp_path / "lift.json"
+    assert main(["bench", "lift", "--data", str(data), "--iterations", "8", "--resolution", "20", "--frames", "3",
+                 "--gaussians", "120", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    check_failures(result["joints"], result["summary"])
+    assert {(r["object"], r["part"]) for r in result["failed"]} == EXPECTED_FAILURES
+    printed = capsys.readouterr().out
+    assert re.search(r"^broken +1 +1( +-)+$", printed, flags=re.M), printed  # the category of the failure
+    assert "failed: bad_urdf/lid: loading failed: URDF" in printed
 
 
 def test_camera_distance_keeps_the_opened_part_in_view():

@@ -108,7 +108,8 @@ REFUSED = [
     ('filename="meshes/tri.obj"', 'filename=""', "mesh has no filename"),
     ('filename="meshes/tri.obj"', 'filename="package://"', "is not a URI of the form package://"),
     ('filename="meshes/tri.obj"', 'filename="$(find pkg)/meshes/tri.obj"', "unexpanded xacro"),
-    ('<robot name="r">', '<robot name="r" xmlns:xacro="http://www.ros.org/wiki/xacro"><xacro:property name="a" value="1"/>',
+    ('<robot name="r">',
+     '<robot name="r" xmlns:xacro="http://www.ros.org/wiki/xacro"><xacro:property name="a" value="1"/>',
      "unexpanded xacro"),
 ]
 

@@ -5,7 +5,9 @@ For every joint of the objects in ``--data`` (as for ``bench joints``) or of ``-
 object is rendered at rest and fully open from the 4-view rig at each elevation (camera distance as in
 ``bench lift``: the smallest that keeps the whole motion in view). Per elevation the table gives the visible
 part's share of the image at rest, the share of pixels that the motion changes, and the share of joints whose
-part, and whose motion, at least two views show (``MIN_PIXELS`` pixels or more).
+part, and whose motion, at least two views show (``MIN_PIXELS`` pixels or more). A joint that cannot be
+measured (its object does not load, the object lacks it, its render fails) is counted in the ``failed``
+column and listed with its error, and the run goes on.
 """
 from __future__ import annotations
 
@@ -52,33 +54,40 @@ def summarize(rows: list[dict]) -> dict:
 
 def run(args) -> int:
     from ...errors import InputError
-    from .joints import benchmark_objects
+    from .joints import benchmark_objects, error_text, failed_row
 
     if not args.procedural and not args.data:
         raise InputError("give --data DIR (a folder with manifest.json) or --procedural N")
     elevations = [float(e) for e in args.elevations.split(",")]
     t0 = time.perf_counter()
-    rows = []
-    for oid, cat, mesh, pairs in benchmark_objects(args):
-        for _, mj in pairs:
-            for e in elevations:
-                rows.append(dict(measure_joint(mesh, mj, e, args.resolution), object=oid, category=cat,
-                                 part=mj.child, elevation=e))
+    rows, failures = [], []
+    for oid, cat, mesh, pairs in benchmark_objects(args, failures):
+        for gt, mj in pairs:
+            try:
+                measured = [dict(measure_joint(mesh, mj, e, args.resolution), object=oid, category=cat,
+                                 part=mj.child, elevation=e) for e in elevations]
+            except Exception as exc:  # one bad joint must not end the run
+                failures.append(failed_row(oid, cat, gt.child, gt.type, f"render failed: {error_text(exc)}"))
+                continue
+            rows += measured
             if args.verbose:
                 print(f"{oid:<28} {mj.child:<14} " + "  ".join(
                     f"{r['elevation']:g}: {r['motion_share']:.4f}" for r in rows[-len(elevations):]), flush=True)
-    table = {e: summarize([r for r in rows if r["elevation"] == e]) for e in elevations}
+    table = {e: summarize([r for r in rows if r["elevation"] == e]) for e in elevations if rows}
     print(f"\nvisibility of the moving parts and their motion per camera elevation (4 views, {args.resolution} px)")
-    print(f"{'elevation':>9} {'joints':>6} {'part share':>10} {'motion share':>12} {'part >=2 views':>14} "
-          f"{'motion >=2 views':>16} {'motion 4 views':>14}")
+    print(f"{'elevation':>9} {'joints':>6} {'failed':>6} {'part share':>10} {'motion share':>12} "
+          f"{'part >=2 views':>14} {'motion >=2 views':>16} {'motion 4 views':>14}")
     for e, s in table.items():
-        print(f"{e:>9g} {s['joints']:>6} {s['part_share']:>10.4f} {s['motion_share']:>12.4f} "
-              f"{s['part_in_2_views']:>14.3f} {s['motion_in_2_views']:>16.3f} {s['motion_in_4_views']:>14.3f}")
+        print(f"{e:>9g} {s['joints'] + len(failures):>6} {len(failures):>6} {s['part_share']:>10.4f} "
+              f"{s['motion_share']:>12.4f} {s['part_in_2_views']:>14.3f} {s['motion_in_2_views']:>16.3f} "
+              f"{s['motion_in_4_views']:>14.3f}")
+    for r in failures:
+        print(f"  failed: {r['object']}/{r['part']}: {r['error'][:200]}")
     print(f"total {time.perf_counter() - t0:.0f} s")
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as fh:
-            json.dump({"summary": {str(e): s for e, s in table.items()}, "joints": rows,
+            json.dump({"summary": {str(e): s for e, s in table.items()}, "joints": rows, "failed": failures,
                        "settings": {k: v for k, v in vars(args).items() if k != "func"}}, fh, indent=1)
         os.replace(tmp, args.json)
     return 0

@@ -5,9 +5,11 @@ object folders with a ``manifest.json``) or of ``--procedural N`` objects, the p
 ``--frames`` joint values (rest to the upper limit) is sampled as a point sequence, optionally corrupted
 (``--noise``, ``--outliers``, ``--subsample``), and the joint is estimated by the discrete OBB search and by
 the full (refined) estimator. Ground truth comes from the manifest (URDF world frame, mapped into the
-normalised frame by the loader's ``normalized_from_source``). A joint whose estimate fails (an input error
-such as "does not move") is listed with ``failed: true`` and counted in ``n_failed``; the means are over the
-other joints and the success rates count failures as misses. ``ms`` is wall time, ``cpu_ms`` the process's
+normalised frame by the loader's ``normalized_from_source``). An object that fails to load, a manifest
+joint the loaded object lacks and a joint whose estimate fails (an input error such as "does not move", or
+any other error) are listed with ``failed: true`` and their ``error``, counted in ``n_failed`` of their
+category, and the run goes on; the means are over the other joints and the success rates count failures as
+misses. ``ms`` is wall time, ``cpu_ms`` the process's
 CPU time (the fairer figure on a shared machine). With ``--noise``, two more lines split the joints by the
 size of the moving part (its bounding-box diagonal) against the noise: parts at least ``SMALL_PART_SIGMAS``
 noise sigmas across, and smaller ones (knobs and buttons whose shape the noise blurs away).
@@ -18,6 +20,7 @@ import json
 import logging
 import os
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -36,9 +39,11 @@ def part_size(mesh, joint) -> float:
 
 
 def size_split(rows: list[dict], key: str, least: float, label: str) -> list[tuple[str, list[dict]]]:
-    """Two table lines: the rows whose ``key`` is at least ``least``, and the others (``label`` names it)."""
-    return [(f"parts >= {label}", [r for r in rows if r[key] >= least]),
-            (f"parts < {label}", [r for r in rows if r[key] < least])]
+    """Two table lines: the rows whose ``key`` is at least ``least``, and the others (``label`` names it).
+    Rows without ``key`` (an object that did not load) are in neither."""
+    sized = [r for r in rows if r.get(key) is not None]
+    return [(f"parts >= {label}", [r for r in sized if r[key] >= least]),
+            (f"parts < {label}", [r for r in sized if r[key] < least])]
 
 
 def add_split_argument(p) -> None:
@@ -50,8 +55,26 @@ def add_split_argument(p) -> None:
                         "seeds' objects")
 
 
-def benchmark_objects(args):
-    """Yields (object id, category, mesh, [(gt joint in the normalised frame, mesh joint)])."""
+def error_text(exc: BaseException) -> str:
+    """An error as a benchmark row records it: an input error's own message, else its type too (logged
+    with its traceback, since it is a fault rather than bad data)."""
+    if isinstance(exc, InputError):
+        return str(exc)
+    log.warning("bench: unexpected %s", type(exc).__name__, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def failed_row(oid: str, category: str, part: str, gt_type: str, error: str, **extra) -> dict:
+    log.warning("bench: %s %s failed: %s", oid, part, error)
+    return dict(extra, object=oid, category=category, part=part, gt_type=gt_type, failed=True, error=error)
+
+
+def benchmark_objects(args, failures: Optional[list] = None):
+    """Yields (object id, category, mesh, [(gt joint in the normalised frame, mesh joint)]) of the objects
+    that load. The joints that cannot be benchmarked (every joint of an object that does not load, one the
+    loaded object lacks, a malformed manifest entry) are appended to ``failures`` as ``failed_row`` rows
+    (logged in any case), and the objects after them still come."""
+    failures = [] if failures is None else failures
     from ...mesh.loaders import load_part_mesh
     from ...mesh.normalize import similarity_scale
     from ...types import Joint
@@ -73,28 +96,39 @@ def benchmark_objects(args):
     with open(manifest) as fh:
         objects = json.load(fh)["objects"]
     for obj in objects:
-        if not dev_object_in_split(obj["id"], split):
+        oid, cat = obj.get("id", "?"), obj.get("category", "")
+        if not dev_object_in_split(oid, split):
             continue
-        folder = os.path.join(args.data, obj["id"])
-        mesh = load_part_mesh(os.path.join(folder, obj.get("urdf", "mobility.urdf")))
+        movable = [mj for mj in obj.get("joints", []) if mj.get("type") in ("revolute", "continuous", "prismatic")]
+        try:
+            mesh = load_part_mesh(os.path.join(args.data, oid, obj.get("urdf", "mobility.urdf")))
+        except Exception as exc:  # one bad object must not end the run
+            error = f"loading failed: {error_text(exc)}"
+            failures += [failed_row(oid, cat, mj.get("child_link", "?"), mj.get("type", "?"), error)
+                         for mj in movable or [{"child_link": "(object)"}]]
+            continue
         N = mesh.normalized_from_source
         s = similarity_scale(N)
         pairs = []
-        for mj in obj["joints"]:
-            if mj["type"] not in ("revolute", "continuous", "prismatic"):
-                continue
+        for mj in movable:
             jt = "revolute" if mj["type"] == "continuous" else mj["type"]
-            lim = mj.get("limits") or [-np.pi, np.pi]
-            gt = Joint(jt, N[:3, :3] @ np.asarray(mj["axis_world"]), N[:3, :3] @ np.asarray(mj["origin_world"]) + N[:3, 3],
-                       tuple(lim) if jt == "revolute" else (lim[0] * s, lim[1] * s), child=mj["child_link"])
+            try:
+                lim = mj.get("limits") or [-np.pi, np.pi]
+                gt = Joint(jt, N[:3, :3] @ np.asarray(mj["axis_world"]),
+                           N[:3, :3] @ np.asarray(mj["origin_world"]) + N[:3, 3],
+                           tuple(lim) if jt == "revolute" else (lim[0] * s, lim[1] * s), child=mj["child_link"])
+            except (KeyError, TypeError, ValueError) as exc:
+                failures.append(failed_row(oid, cat, mj.get("child_link", "?"), jt, f"manifest joint "
+                                           f"'{mj.get('name')}' is malformed ({type(exc).__name__}: {exc})"))
+                continue
             mesh_joint = mesh.joint_for_part(mj["child_link"]) or next(
                 (j for j in mesh.joints if j.name == mj.get("name")), None)
             if mesh_joint is None:
-                log.warning("bench: %s joint %s: no loaded joint moves '%s'; skipped", obj["id"], mj.get("name"),
-                            mj["child_link"])
+                failures.append(failed_row(oid, cat, mj["child_link"], jt, f"no loaded joint moves "
+                                           f"'{mj['child_link']}' (manifest joint '{mj.get('name')}')"))
                 continue
             pairs.append((gt, mesh_joint))
-        yield obj["id"], obj.get("category", ""), mesh, pairs
+        yield oid, cat, mesh, pairs
 
 
 def run(args) -> int:
@@ -106,22 +140,27 @@ def run(args) -> int:
     if not args.procedural and not args.data:
         raise InputError("give --data DIR (a folder with manifest.json) or --procedural N")
     rows = {"discrete": [], "refined": []}
-    for oid, cat, mesh, pairs in benchmark_objects(args):
-        diag = mesh.bbox_diagonal
+    failures: list[dict] = []
+    for oid, cat, mesh, pairs in benchmark_objects(args, failures):
         for k, (gt, mj) in enumerate(pairs):
-            size = part_size(mesh, mj)
-            values = opening_values(mj, args.frames)
-            seq = point_sequence_from_joint(mesh, mj, values, n_points=args.points, noise=args.noise,
-                                            outliers=args.outliers, subsample=args.subsample, seed=args.seed + k)
+            try:
+                diag = mesh.bbox_diagonal
+                size = part_size(mesh, mj)
+                values = opening_values(mj, args.frames)
+                seq = point_sequence_from_joint(mesh, mj, values, n_points=args.points, noise=args.noise,
+                                                outliers=args.outliers, subsample=args.subsample, seed=args.seed + k)
+            except Exception as exc:  # one bad joint must not end the run
+                for stage in rows:
+                    rows[stage].append(failed_row(oid, cat, gt.child, gt.type, f"motion failed: {error_text(exc)}"))
+                continue
             for stage, refine in (("discrete", False), ("refined", True)):
                 t, c = time.perf_counter(), time.process_time()
                 try:
                     pred = estimate_joint(seq, refine_result=refine)
-                except InputError as exc:
-                    log.warning("bench: %s %s: %s estimate failed: %s", oid, gt.child, stage, exc)
-                    rows[stage].append({"object": oid, "category": cat, "part": gt.child, "gt_type": gt.type,
-                                        "part_size_norm": size, "failed": True, "error": str(exc),
-                                        "ms": (time.perf_counter() - t) * 1000})
+                except Exception as exc:
+                    rows[stage].append(failed_row(oid, cat, gt.child, gt.type, f"{stage} estimate failed: "
+                                                  f"{error_text(exc)}", part_size_norm=size,
+                                                  ms=(time.perf_counter() - t) * 1000))
                     continue
                 ms = (time.perf_counter() - t) * 1000
                 cpu_ms = (time.process_time() - c) * 1000  # CPU time of this process: fair on a shared machine
@@ -135,6 +174,11 @@ def run(args) -> int:
                     f"axis {r['axis_err_deg']:7.3f} deg  pos "
                     f"{r['pos_err_norm'] if r['pos_err_norm'] is not None else float('nan'):7.4f}  {r['ms']:6.0f} ms")
                 print(f"{oid:<28} {gt.child:<14} {gt.type:<9} {res}")
+    for stage in rows:
+        rows[stage] += failures
+    if args.verbose:
+        for r in failures:
+            print(f"{r['object']:<28} {r['part']:<14} {r['gt_type']:<9} FAILED: {r['error']}")
     corruption = f"noise {args.noise:g}, outliers {args.outliers:g}, subsample {args.subsample}, {args.frames} frames"
     for stage in ("discrete", "refined"):
         print(f"\n{stage} ({corruption}; {args.points} part points)")
@@ -147,12 +191,19 @@ def run(args) -> int:
                                 f"{SMALL_PART_SIGMAS:g} sigma")
         for name, sel in lines:
             s = summarize(sel)
-            if "mae_deg" not in s:
+            if not s["n_joints"]:
+                continue
+            if "mae_deg" not in s:  # every joint of the line failed
+                print(f"{name:<24} {s['n_joints']:>6} {s['n_failed']:>6}" + "".join(
+                    f" {'-':>{w}}" for w in (9, 9, 8, 9, 8, 5, 5, 6, 6)))
                 continue
             f = lambda v: "   -" if v is None else f"{v:.4f}"  # noqa: E731
             print(f"{name:<24} {s['n_joints']:>6} {s['n_failed']:>6} {s['mae_deg']:>9.3f} {s['max_axis_err_deg']:>9.3f} {f(s['mpe']):>8} "
                   f"{f(s['mpe_norm']):>9} {s['type_acc']:>8.3f} {s['success_5']:>5.2f} {s['success_10']:>5.2f} "
                   f"{s['ms_per_joint']:>6.0f} {s.get('cpu_ms_per_joint', float('nan')):>6.0f}")
+        failed = [r for r in rows[stage] if r.get("failed")]
+        for r in failed:
+            print(f"  failed: {r['object']}/{r['part']}: {r['error'][:200]}")
     if args.json:
         out = dict({"summary": summarize(rows["refined"]), "joints": rows["refined"]},
                    discrete={"summary": summarize(rows["discrete"]), "joints": rows["discrete"]},

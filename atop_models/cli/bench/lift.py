@@ -10,7 +10,9 @@ project's metrics (axis error, position error raw and over the bounding-box diag
 The camera distance is chosen per joint as the smallest at which the object, at rest, half open and fully
 open, stays inside every view (the opened part stays in view, as large as possible). The tables add lines for
 parts at least ``SMALL_PART_PIXELS`` across at the render size (moving part's box diagonal over the object's,
-times the resolution) and for smaller ones, whose motion barely changes the images.
+times the resolution) and for smaller ones, whose motion barely changes the images. An object that fails
+to load and a joint whose lift or estimate fails are rows with ``failed: true`` and their ``error`` (also
+listed under ``failed``), counted in their category's ``failed`` column; the run goes on.
 """
 from __future__ import annotations
 
@@ -90,17 +92,18 @@ def lift_joint(mesh, joint, *, frames: int = 10, iterations: int = 300, resoluti
 
 def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolution: int = 64,
                   num_gaussians: int = 1500, limit: int = 0, seed: int = 0, verbose: bool = False,
-                  motion: str = "joint") -> dict:
+                  motion: str = "joint", failures: Optional[list] = None) -> dict:
     """Lift every (object id, category, mesh, [(gt joint, mesh joint)]) of ``objects``; returns
-    {"summary", "joints", "failed"} (summary as in ``bench joints`` plus seconds_per_joint)."""
+    {"summary", "joints", "failed"} (summary as in ``bench joints`` plus seconds_per_joint; "joints" holds
+    the failed rows too, "failed" only them). ``failures``: rows of joints that could not even be tried
+    (``benchmark_objects`` fills it as it goes), counted with the others."""
     from ...geometry.metrics import joint_errors
-    from .joints import part_size
+    from .joints import error_text, failed_row, part_size
     from .splits import split_of
 
-    rows, failed = [], []
+    rows = []
     count = 0
     for oid, cat, mesh, pairs in objects:
-        diag = mesh.bbox_diagonal
         for gt, mj in pairs:
             if limit and count >= limit:
                 break
@@ -109,17 +112,17 @@ def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolutio
                 pred, result, seconds, distance = lift_joint(
                     mesh, mj, frames=frames, iterations=iterations, resolution=resolution,
                     num_gaussians=num_gaussians, seed=seed, motion=motion)
-            except InputError as exc:
-                failed.append({"object": oid, "category": cat, "part": gt.child, "error": str(exc)})
-                print(f"{oid} {gt.child}: failed: {exc}", flush=True)
+                err = joint_errors(pred, gt, mesh.bbox_diagonal)
+                size = part_size(mesh, mj)
+            except Exception as exc:  # one bad joint must not end the run
+                rows.append(failed_row(oid, cat, gt.child, gt.type, f"lift failed: {error_text(exc)}"))
+                print(f"{oid} {gt.child}: failed: {rows[-1]['error']}", flush=True)
                 continue
-            err = joint_errors(pred, gt, diag)
-            size = part_size(mesh, mj)
             row = dict(err, object=oid, category=cat, part=gt.child, split=split_of(oid), part_size_norm=size,
                        part_pixels=size * resolution, seconds=seconds, ms=1000 * seconds,
                        camera_distance=distance, lift_seconds=result.seconds, backend=result.backend,
                        final_loss=float(np.nanmean(result.losses[-10:])), method=pred.method,
-                       uncertain=result.uncertain,
+                       uncertain=result.uncertain, failed=False,
                        pred=pred.to_dict() | {"candidates": pred.candidates[:3]}, gt=gt.to_dict())
             rows.append(row)
             if verbose:
@@ -129,18 +132,20 @@ def run_benchmark(objects, *, frames: int = 10, iterations: int = 300, resolutio
                       f"{'  (uncertain)' if result.uncertain else ''}", flush=True)
         if limit and count >= limit:
             break
-    certain = [r for r in rows if not r["uncertain"]]
-    return {"summary": summary(rows, failed), "summary_not_uncertain": summary(certain), "joints": rows,
-            "failed": failed}
+    rows += failures or []
+    certain = [r for r in rows if not r.get("uncertain") and not r["failed"]]
+    return {"summary": summary(rows), "summary_not_uncertain": summary(certain), "joints": rows,
+            "failed": [r for r in rows if r["failed"]]}
 
 
-def summary(rows: list[dict], failed: Optional[list] = None) -> dict:
+def summary(rows: list[dict]) -> dict:
+    """``summarize`` (failed rows counted in n_failed) plus seconds_per_joint over the lifted joints."""
     from ...geometry.metrics import summarize
 
     s = summarize(rows)
-    if rows:
-        s["seconds_per_joint"] = float(np.mean([r["seconds"] for r in rows]))
-    s["n_failed"] = len(failed or [])
+    seconds = [r["seconds"] for r in rows if not r.get("failed")]
+    if seconds:
+        s["seconds_per_joint"] = float(np.mean(seconds))
     return s
 
 
@@ -148,7 +153,7 @@ def print_table(result: dict, title: str) -> None:
     from .joints import size_split
 
     print(f"\n{title}")
-    print(f"{'category':<24} {'joints':>6} {'MAE deg':>9} {'max deg':>9} {'MPE':>8} {'MPE/diag':>9} "
+    print(f"{'category':<24} {'joints':>6} {'failed':>6} {'MAE deg':>9} {'max deg':>9} {'MPE':>8} {'MPE/diag':>9} "
           f"{'type acc':>8} {'s@5':>5} {'s@10':>5} {'s/joint':>8}")
     rows = result["joints"]
     cats = sorted({r["category"] for r in rows})
@@ -166,15 +171,18 @@ def print_table(result: dict, title: str) -> None:
         s = summary(sel)
         if not s["n_joints"]:
             continue
-        print(f"{name:<24} {s['n_joints']:>6} {s['mae_deg']:>9.3f} {s['max_axis_err_deg']:>9.3f} {f(s['mpe']):>8} "
-              f"{f(s['mpe_norm']):>9} {s['type_acc']:>8.3f} {s['success_5']:>5.2f} {s['success_10']:>5.2f} "
-              f"{s['seconds_per_joint']:>8.1f}")
+        if "mae_deg" not in s:  # every joint of the line failed
+            print(f"{name:<24} {s['n_joints']:>6} {s['n_failed']:>6}" + "".join(
+                f" {'-':>{w}}" for w in (9, 9, 8, 9, 8, 5, 5, 8)))
+            continue
+        print(f"{name:<24} {s['n_joints']:>6} {s['n_failed']:>6} {s['mae_deg']:>9.3f} {s['max_axis_err_deg']:>9.3f} "
+              f"{f(s['mpe']):>8} {f(s['mpe_norm']):>9} {s['type_acc']:>8.3f} {s['success_5']:>5.2f} "
+              f"{s['success_10']:>5.2f} {s['seconds_per_joint']:>8.1f}")
     if len(certain) < len(rows):
         print(f"{len(rows) - len(certain)} joint(s) flagged uncertain by the lift (the part spans too few pixels, "
               "or other joints explain the video as well)")
-    if result["failed"]:
-        print(f"{len(result['failed'])} joint(s) failed: " + "; ".join(f"{r['object']}/{r['part']}"
-                                                                     for r in result["failed"]))
+    for r in result["failed"]:
+        print(f"  failed: {r['object']}/{r['part']}: {r['error'][:200]}")
 
 
 def run(args) -> int:
@@ -183,9 +191,10 @@ def run(args) -> int:
     if not args.procedural and not args.data:
         raise InputError("give --data DIR (a folder with manifest.json) or --procedural N")
     t0 = time.perf_counter()
-    result = run_benchmark(benchmark_objects(args), frames=args.frames, iterations=args.iterations,
-                           resolution=args.resolution, num_gaussians=args.gaussians, limit=args.limit,
-                           seed=args.seed, verbose=args.verbose, motion=args.motion)
+    failures: list[dict] = []
+    result = run_benchmark(benchmark_objects(args, failures), failures=failures, frames=args.frames,
+                           iterations=args.iterations, resolution=args.resolution, num_gaussians=args.gaussians,
+                           limit=args.limit, seed=args.seed, verbose=args.verbose, motion=args.motion)
     print_table(result, f"lift from ground-truth motion ({args.frames} frames, 4 views, {args.resolution} px, "
                         f"{args.iterations} iterations, {args.gaussians} Gaussians, video guidance, {args.motion} motion)")
     print(f"total {time.perf_counter() - t0:.0f} s")

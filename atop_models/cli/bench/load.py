@@ -1,4 +1,5 @@
-"""``python -m atop_models bench load --data DIR``: time loading every object folder (or mesh file) in DIR."""
+"""``python -m atop_models bench load --data DIR``: time loading every object folder (or mesh file) in DIR.
+An entry that fails to load is a row with ``failed: true`` and its ``error``; the run goes on."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from ...errors import InputError
 
 def run(args) -> int:
     from ...mesh.loaders import SUPPORTED, load_part_mesh
+    from .joints import error_text
 
     if not os.path.isdir(args.data):
         raise InputError(f"data folder '{args.data}' does not exist; give a folder of objects with --data")
@@ -25,15 +27,18 @@ def run(args) -> int:
             t = time.perf_counter()
             mesh = load_part_mesh(path)
             dt = time.perf_counter() - t
-        except InputError as exc:
-            print(f"{e:<32} skipped: {exc}")
+        except Exception as exc:  # one bad object must not end the run
+            rows.append({"object": e, "failed": True, "error": error_text(exc)})
+            print(f"{e:<32} FAILED: {rows[-1]['error']}")
             continue
         rows.append({"object": e, "parts": len(mesh.part_names), "faces": int(len(mesh.faces)),
-                     "joints": len(mesh.joints), "seconds": dt})
+                     "joints": len(mesh.joints), "seconds": dt, "notes": mesh.notes, "failed": False})
         print(f"{e:<32} {len(mesh.part_names):>5} {len(mesh.faces):>7} {len(mesh.joints):>6} {dt:>8.3f}")
-    if rows:
-        s = np.array([r["seconds"] for r in rows])
-        print(f"{len(rows)} objects: median {np.median(s):.3f} s, max {s.max():.3f} s")
+    loaded = [r for r in rows if not r["failed"]]
+    if loaded:
+        s = np.array([r["seconds"] for r in loaded])
+        print(f"{len(loaded)} objects: median {np.median(s):.3f} s, max {s.max():.3f} s")
+    print(f"{len(rows) - len(loaded)} failed")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)
