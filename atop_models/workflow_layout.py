@@ -50,7 +50,7 @@ SHOWN_SIZES: dict[str, tuple[int, int]] = {
     "LossGraphNode": (NODE_W, 300),
     "PreviewAny": (NODE_W, 100),
 }
-NOTE_W = 520
+NOTE_WIDTHS = (520, 640)  # a long note may be wider and shorter, whichever the page shows larger
 NOTE_TYPES = ("MarkdownNote", "Note")  # frontend-only nodes: never part of a prompt
 
 
@@ -105,13 +105,13 @@ def node_size(class_type: str, info: dict, ordered_inputs) -> tuple[int, int]:
     return NODE_W, height + 6
 
 
-def note_size(text: str) -> tuple[int, int]:
-    """A Markdown note's body size at ``NOTE_W``: the page writes about 80 characters a line, 17 px apart,
-    and a blank line is about half a line."""
+def note_size(text: str, width: int = NOTE_WIDTHS[0]) -> tuple[int, int]:
+    """A Markdown note's body size at ``width``: the page writes about one character per 6.5 px (80 a line
+    at 520 px), lines 17 px apart, and a blank line is about half a line."""
     height = 40
     for para in text.split("\n"):
-        height += 17 * len(textwrap.wrap(para, 80)) if para.strip() else 8
-    return NOTE_W, height
+        height += 17 * len(textwrap.wrap(para, int(width / 6.5))) if para.strip() else 8
+    return width, height
 
 
 def stage_of(prompt: dict, object_info: dict) -> dict[str, str]:
@@ -260,25 +260,27 @@ def layout_workflow(prompt: dict, object_info: dict, ordered_inputs, note: str |
     stages = stage_of(prompt, object_info)
     order = list(STAGES) + sorted(set(stages.values()) - set(STAGES))
     present = [s for s in order if s in stages.values()]
-    blocks: list[_Block] = []
+    note_options: list[_Block | None] = [None]
     if note:
-        w, h = note_size(note)
-        blocks.append(_Block("note", None, None, w, h + TITLE_H, {"note": Placed((0, TITLE_H), (w, h))}))
+        note_options = [_Block("note", None, None, w, h + TITLE_H, {"note": Placed((0, TITLE_H), (w, h))})
+                        for w, h in (note_size(note, width) for width in NOTE_WIDTHS)]
     options: list[list[_Block]] = []  # per group: its blocks with 1 to MAX_COLUMNS columns
     for number, stage in enumerate(present, start=1):
         title, color = STAGES.get(stage, (stage.capitalize(), "#444444"))
         members = [nid for nid in prompt if stages[nid] == stage]
         options.append([_group_block(stage, f"{number}. {title}", color, members, prompt, sizes, k)
                         for k in range(1, min(len(members), MAX_COLUMNS) + 1)])
-    choices = list(itertools.product(*(range(len(o)) for o in options)))
-    if len(choices) * 3 ** (len(options) + len(blocks) - 1) > SEARCH_LIMIT:  # too many: one group at a time
-        choices = _descent(blocks, options)
     best = None
-    for choice in choices:
-        result = _arrange(blocks + [o[c] for o, c in zip(options, choice)])
-        if best is None or result[3] < best[0][3]:
-            best = (result, choice)
-    blocks += [o[c] for o, c in zip(options, best[1])]
+    for note_block in note_options:
+        blocks = [note_block] if note_block else []
+        choices = list(itertools.product(*(range(len(o)) for o in options)))
+        if len(choices) * 3 ** (len(options) + len(blocks) - 1) > SEARCH_LIMIT:  # too many: one group at a time
+            choices = _descent(blocks, options)
+        for choice in choices:
+            result = _arrange(blocks + [o[c] for o, c in zip(options, choice)])
+            if best is None or result[3] < best[0][3]:
+                best = (result, blocks + [o[c] for o, c in zip(options, choice)])
+    blocks = best[1]
     corners, width, height, _ = best[0]
     out = Layout()
     ox, oy = origin

@@ -154,7 +154,8 @@ WORKFLOWS: dict[str, dict] = {
         "13": {"class_type": "ExportURDF", "inputs": {"mesh": link(6), "joint": link(12), "robot_name": "cabinet",
                                                       "filename_prefix": "cabinet_painted"}},
         "14": {"class_type": "Preview3D", "inputs": {"model_file": link(13, 1)}},
-        "15": {"class_type": "SaveImage", "inputs": {"images": link(10, 1), "filename_prefix": "atop/motion"}},
+        # No Save Image of the generated motion here: with the painting steps the graph would not fit the
+        # page at a zoom where it draws text (the sampling workflow shows the motion).
     },
 }
 
@@ -175,7 +176,7 @@ OUTPUT_TITLES = {
     ("EvaluateJoint", 0): "Joint error against the ground truth",
     ("RenderReferenceMotion", 2): "Saved clip folder",
     ("MotionModuleFinetune", 1): "Saved motion module",
-    ("PartFromMasks", 3): "Part From Masks info (the part, and how well it agrees with the paint)",
+    ("PartFromMasks", 3): "How the part agrees with the paint",
 }
 # text displays whose text runs long (a paragraph) get a taller node: (source class, output index) -> height
 LONG_TEXTS = {("ProceduralObject", 1): 170, ("EvaluateJoint", 0): 150, ("GaussianSDSLift", 3): 150,
